@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "bpfdepot",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bpfdepot", targets: ["bpfdepot"]),
+        .library(name: "BPFObject", targets: ["BPFObject"]),
+        .library(name: "BPFKernel", targets: ["BPFKernel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libelf from Debian (libelf-dev).
+        .systemLibrary(name: "CLibELF", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
+        // The gelf.h macros Swift cannot call, as static inline functions.
+        .target(name: "CELFShim", dependencies: ["CLibELF"]),
+        // The one variadic syscall(2) for bpf().
+        .target(name: "CBPFSys"),
+        // Pure: ELF bytes -> ObjectSpec. No syscalls.
+        .target(name: "BPFObject", dependencies: ["CLibELF", "CELFShim"]),
+        // Everything that touches the kernel.
+        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys"]),
+        .executableTarget(
+            name: "bpfdepot",
+            dependencies: [
+                "BPFObject", "BPFKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject"]),
+        .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,92 @@
+/// `.BTF.ext`: per-section function info, line info and CO-RE relocation records. Offsets in
+/// records are byte offsets into the named ELF section, as the compiler wrote them.
+public struct BTFExt: Sendable, Equatable {
+    public struct FuncInfo: Sendable, Equatable {
+        public var instructionOffset: UInt32
+        public var typeID: UInt32
+    }
+    public struct LineInfo: Sendable, Equatable {
+        public var instructionOffset: UInt32
+        public var fileNameOffset: UInt32
+        public var lineOffset: UInt32
+        public var lineColumn: UInt32
+    }
+    /// A CO-RE relocation; `kind` is the kernel's `enum bpf_core_relo_kind`.
+    public struct CoreRelocation: Sendable, Equatable {
+        public var instructionOffset: UInt32
+        public var typeID: UInt32
+        public var accessStringOffset: UInt32
+        public var kind: UInt32
+    }
+
+    public var funcInfo: [String: [FuncInfo]] = [:]
+    public var lineInfo: [String: [LineInfo]] = [:]
+    public var coreRelocations: [String: [CoreRelocation]] = [:]
+
+    public init() {}
+
+    public init(parsing bytes: [UInt8], btf: BTF) throws(BTFError) {
+        let r = ByteReader(bytes)
+        func u32(_ o: Int) throws(BTFError) -> UInt32 {
+            do { return try r.u32(o) } catch {
+                throw .truncated(what: ".BTF.ext", offset: o, needed: 4, available: bytes.count)
+            }
+        }
+        guard bytes.count >= 24 else { throw .badExt(reason: "\(bytes.count) bytes, shorter than the header") }
+        let magic = UInt16(bytes[0]) | UInt16(bytes[1]) << 8
+        guard magic == BTF.magic else { throw .badExt(reason: "bad magic 0x\(String(magic, radix: 16))") }
+        guard bytes[2] == 1 else { throw .badExt(reason: "version \(bytes[2]), expected 1") }
+        let hdrLen = Int(try u32(4))
+        guard hdrLen >= 24, hdrLen <= bytes.count else { throw .badExt(reason: "header length \(hdrLen)") }
+
+        func segment(_ off: UInt32, _ len: UInt32, minRecord: Int, _ what: String) throws(BTFError) -> [(String, Int, [Int])] {
+            guard len > 0 else { return [] }
+            let start = hdrLen + Int(off)
+            let (end, o) = start.addingReportingOverflow(Int(len))
+            guard !o, end <= bytes.count else { throw .badExt(reason: "\(what) section [\(start), +\(len)) outside the blob") }
+            let recSize = Int(try u32(start))
+            guard recSize >= minRecord, recSize % 4 == 0, recSize <= 1024 else {
+                throw .badExt(reason: "\(what) record size \(recSize)")
+            }
+            var out: [(String, Int, [Int])] = []
+            var p = start + 4
+            while p < end {
+                guard p + 8 <= end else { throw .badExt(reason: "\(what) block header truncated") }
+                let nameOff = try u32(p)
+                let n = Int(try u32(p + 4))
+                p += 8
+                guard n > 0 else { throw .badExt(reason: "\(what) block with no records") }
+                let (bytesNeeded, ov) = n.multipliedReportingOverflow(by: recSize)
+                guard !ov, p + bytesNeeded <= end else { throw .badExt(reason: "\(what) block of \(n) records truncated") }
+                guard Int(nameOff) > 0, Int(nameOff) < btf.strings.count else { throw .badString(offset: nameOff) }
+                out.append((btf.string(at: nameOff), recSize, Array(stride(from: p, to: p + bytesNeeded, by: recSize))))
+                p += bytesNeeded
+            }
+            return out
+        }
+
+        for (sec, _, recs) in try segment(try u32(8), try u32(12), minRecord: 8, "func_info") {
+            var list: [FuncInfo] = []
+            for p in recs { list.append(FuncInfo(instructionOffset: try u32(p), typeID: try u32(p + 4))) }
+            funcInfo[sec, default: []].append(contentsOf: list)
+        }
+        for (sec, _, recs) in try segment(try u32(16), try u32(20), minRecord: 16, "line_info") {
+            var list: [LineInfo] = []
+            for p in recs {
+                list.append(LineInfo(instructionOffset: try u32(p), fileNameOffset: try u32(p + 4),
+                                     lineOffset: try u32(p + 8), lineColumn: try u32(p + 12)))
+            }
+            lineInfo[sec, default: []].append(contentsOf: list)
+        }
+        if hdrLen >= 32 {
+            for (sec, _, recs) in try segment(try u32(24), try u32(28), minRecord: 16, "core_relo") {
+                var list: [CoreRelocation] = []
+                for p in recs {
+                    list.append(CoreRelocation(instructionOffset: try u32(p), typeID: try u32(p + 4),
+                                               accessStringOffset: try u32(p + 8), kind: try u32(p + 12)))
+                }
+                coreRelocations[sec, default: []].append(contentsOf: list)
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+/// Renders bytes as a typed value through BTF: integers with their sign, bools, enums by name,
+/// `char[N]` as strings, arrays, structs and unions as objects, bitfields, floats.
+public struct BTFValueDecoder: Sendable {
+    public let btf: BTF
+
+    public init(btf: BTF) { self.btf = btf }
+
+    public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+        case outOfBounds(typeName: String, needed: Int, available: Int)
+        case unsupported(typeName: String)
+        case tooDeep
+
+        public var description: String {
+            switch self {
+            case .outOfBounds(let t, let n, let a): return "a \(t) needs \(n) bytes, \(a) available"
+            case .unsupported(let t): return "cannot render a value of type \(t)"
+            case .tooDeep: return "type nesting too deep"
+            }
+        }
+    }
+
+    public func decode(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>) throws(DecodeError) -> JSONValue {
+        try value(typeID, bytes, depth: 0)
+    }
+
+    private func value(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, depth: Int) throws(DecodeError) -> JSONValue {
+        guard depth < BTF.maxResolveDepth else { throw .tooDeep }
+        guard let resolved = try? btf.skipModifiersAndTypedefs(typeID), let t = btf.type(resolved) else {
+            throw .unsupported(typeName: btf.typeName(typeID))
+        }
+        let size = (try? btf.resolveSize(resolved)).map(Int.init) ?? 0
+        guard size <= bytes.count else {
+            throw .outOfBounds(typeName: btf.typeName(typeID), needed: size, available: bytes.count)
+        }
+        let b = bytes.prefix(size)
+        switch t.kind {
+        case .int(let sz, let enc, _, _):
+            if enc & 4 != 0 { return .bool(loadUnsigned(b, Int(sz)) != 0) }
+            if sz > 8 { return .string("0x" + b.reversed().map { hex2($0) }.joined()) }
+            let raw = loadUnsigned(b, Int(sz))
+            return enc & 1 != 0 ? .int(signExtend(raw, bits: Int(sz) * 8)) : .uint(raw)
+        case .enumeration(let sz, let signed, let values), .enum64(let sz, let signed, let values):
+            let raw = loadUnsigned(b, Int(sz))
+            let v = signed ? signExtend(raw, bits: Int(sz) * 8) : Int64(bitPattern: raw)
+            let width = UInt64(sz) >= 8 ? ~UInt64(0) : (UInt64(1) << (UInt64(sz) * 8)) - 1
+            if let m = values.first(where: { UInt64(bitPattern: $0.value) & width == raw }) {
+                return .string(btf.string(at: m.nameOffset))
+            }
+            return signed ? .int(v) : .uint(raw)
+        case .pointer:
+            return .uint(loadUnsigned(b, 8))
+        case .float(let sz):
+            if sz == 4 { return .double(Double(Float(bitPattern: UInt32(loadUnsigned(b, 4))))) }
+            if sz == 8 { return .double(Double(bitPattern: loadUnsigned(b, 8))) }
+            return .string("0x" + b.reversed().map { hex2($0) }.joined())
+        case .array(let elem, _, let count):
+            if isCharType(elem) {
+                let text = b.prefix { $0 != 0 }
+                if let s = String(validating: text, as: UTF8.self), s.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }) {
+                    return .string(s)
+                }
+            }
+            let elemSize = (try? btf.resolveSize(elem)).map(Int.init) ?? 0
+            guard elemSize > 0 else { return .array([]) }
+            var items: [JSONValue] = []
+            items.reserveCapacity(Int(count))
+            for i in 0..<Int(count) {
+                let start = b.startIndex + i * elemSize
+                items.append(try value(elem, b[start..<(start + elemSize)], depth: depth + 1))
+            }
+            return .array(items)
+        case .structure(_, let members, let kf), .union(_, let members, let kf):
+            var out: [(String, JSONValue)] = []
+            for m in members {
+                let bitOffset = Int(kf ? m.offset & 0xff_ffff : m.offset)
+                let bitSize = Int(kf ? m.offset >> 24 : 0)
+                let name = btf.string(at: m.nameOffset)
+                let v: JSONValue
+                if bitSize > 0 || bitOffset % 8 != 0 {
+                    v = try bitfield(m.type, b, bitOffset: bitOffset, bitSize: bitSize)
+                } else {
+                    let start = b.startIndex + bitOffset / 8
+                    guard start <= b.endIndex else {
+                        throw .outOfBounds(typeName: btf.typeName(typeID), needed: bitOffset / 8, available: b.count)
+                    }
+                    v = try value(m.type, b[start...], depth: depth + 1)
+                }
+                if name.isEmpty, case .object(let inner) = v {
+                    out.append(contentsOf: inner)  // anonymous struct/union members read as the parent's
+                } else {
+                    out.append((name, v))
+                }
+            }
+            return .object(out)
+        default:
+            throw .unsupported(typeName: btf.typeName(typeID))
+        }
+    }
+
+    private func bitfield(_ typeID: UInt32, _ b: ArraySlice<UInt8>, bitOffset: Int, bitSize: Int) throws(DecodeError) -> JSONValue {
+        guard let r = try? btf.skipModifiersAndTypedefs(typeID), let t = btf.type(r) else {
+            throw .unsupported(typeName: btf.typeName(typeID))
+        }
+        var signed = false
+        var bits = bitSize
+        switch t.kind {
+        case .int(let sz, let enc, _, let nbits):
+            signed = enc & 1 != 0
+            if bits == 0 { bits = Int(nbits == 0 ? UInt8(sz * 8) : nbits) }
+        case .enumeration(let sz, let s, _), .enum64(let sz, let s, _):
+            signed = s
+            if bits == 0 { bits = Int(sz) * 8 }
+        default:
+            throw .unsupported(typeName: btf.typeName(typeID))
+        }
+        guard bits > 0, bits <= 64 else { throw .unsupported(typeName: btf.typeName(typeID)) }
+        let raw = BTFBits.read(b, bitOffset: bitOffset, bitSize: bits)
+        guard let raw else { throw .outOfBounds(typeName: btf.typeName(typeID), needed: (bitOffset + bits + 7) / 8, available: b.count) }
+        if case .int(_, let enc, _, _) = t.kind, enc & 4 != 0 { return .bool(raw != 0) }
+        return signed ? .int(signExtend(raw, bits: bits)) : .uint(raw)
+    }
+
+    func isCharType(_ id: UInt32) -> Bool {
+        guard let r = try? btf.skipModifiersAndTypedefs(id), case .int(1, let enc, _, _)? = btf.type(r)?.kind else { return false }
+        return enc & 4 == 0
+    }
+}
+
+/// Little-endian bitfield access shared by the decoder and encoder.
+enum BTFBits {
+    static func read(_ b: ArraySlice<UInt8>, bitOffset: Int, bitSize: Int) -> UInt64? {
+        let first = bitOffset / 8, last = (bitOffset + bitSize - 1) / 8
+        guard last < b.count else { return nil }
+        var acc: UInt64 = 0
+        var shiftIn = 0
+        var result: UInt64 = 0
+        // Gather up to 9 bytes into a wide value, then extract.
+        var wide: [UInt8] = []
+        for i in first...last { wide.append(b[b.startIndex + i]) }
+        for (k, byte) in wide.enumerated() where k < 8 { acc |= UInt64(byte) << (8 * UInt64(k)) }
+        let startBit = bitOffset % 8
+        result = acc >> UInt64(startBit)
+        shiftIn = 64 - startBit
+        if wide.count == 9, shiftIn < 64 { result |= UInt64(wide[8]) << UInt64(shiftIn) }
+        if bitSize < 64 { result &= (UInt64(1) << UInt64(bitSize)) - 1 }
+        return result
+    }
+}
+
+func loadUnsigned(_ b: ArraySlice<UInt8>, _ size: Int) -> UInt64 {
+    var v: UInt64 = 0
+    for (k, byte) in b.prefix(min(size, 8)).enumerated() { v |= UInt64(byte) << (8 * UInt64(k)) }
+    return v
+}
+
+func signExtend(_ raw: UInt64, bits: Int) -> Int64 {
+    guard bits > 0, bits < 64 else { return Int64(bitPattern: raw) }
+    let shift = UInt64(64 - bits)
+    return Int64(bitPattern: raw << shift) >> Int64(shift)
+}
+
+func hex2(_ b: UInt8) -> String {
+    let d = Array("0123456789abcdef".utf8)
+    return String(decoding: [d[Int(b >> 4)], d[Int(b & 0xf)]], as: UTF8.self)
+}

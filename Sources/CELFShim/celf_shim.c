@@ -1,0 +1,1 @@
+#include "celf_shim.h"
