@@ -29,8 +29,10 @@ let package = Package(
                 "BPFObject", "BPFKernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject"]),
-        .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject"]),
+        // Test-only helpers: compiling the BPF C fixtures.
+        .target(name: "BPFTestSupport", path: "Tests/Support"),
+        .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
