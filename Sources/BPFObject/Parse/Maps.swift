@@ -265,7 +265,7 @@ extension ObjectParser {
                 let sym = elf.symbols[e.symbol]
                 guard let mi = maps.firstIndex(where: { m in
                     guard case .user(let off) = m.role, let vsize = userMapVarSize(m.name) else { return false }
-                    return UInt64(off) <= e.offset && e.offset + 8 <= UInt64(off) + UInt64(vsize)
+                    return UInt64(off) <= e.offset && e.offset <= UInt64(UInt32.max) && e.offset + 8 <= UInt64(off) + UInt64(vsize)
                 }), case .user(let varOffset) = maps[mi].role else {
                     throw .mapSlot(map: ".maps", reason: "relocation #\(k) ('\(sym.name)') at offset \(e.offset) is in no map")
                 }

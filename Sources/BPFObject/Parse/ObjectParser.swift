@@ -75,7 +75,7 @@ struct ObjectParser {
         try collectMaps()
         try collectPrograms()
         try collectRelocations()
-        let variables = collectVariables()
+        let variables = try collectVariables()
         return ObjectSpec(
             name: name, license: license, kernelVersion: kernelVersion, maps: maps, programs: programs,
             dataSections: dataSections, variables: variables, externs: externs, btf: btf, btfExt: btfExt,

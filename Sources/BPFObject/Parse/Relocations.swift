@@ -84,12 +84,22 @@ extension ObjectParser {
                 throw fail("call to '\(symName)' targets a section other than .text")
             }
             guard sym.value % 8 == 0 else { throw fail("call target '\(symName)' at \(sym.value) is misaligned") }
+            guard sym.value < elf.sections[textIndex].size else {
+                throw fail("call target '\(symName)' at \(sym.value) is outside .text")
+            }
             let target = Int(sym.value / 8) + Int(insn.immediate) + 1
             return Relocation(instruction: idx, kind: .call(target: target), symbol: symName)
         }
         let shndx = Int(sym.sectionIndex)
         guard shndx != 0, shndx < Int(SHN_LORESERVE) else {
             throw fail("relocation against '\(symName)' in section \(shndx) (forgot to initialize a global variable?)")
+        }
+        guard shndx < elf.sections.count else {
+            throw fail("relocation against '\(symName)' names section \(shndx), which does not exist")
+        }
+        // Symbol values index sections; anything beyond 32 bits cannot be a valid offset here.
+        guard sym.value <= UInt64(UInt32.max) else {
+            throw fail("symbol '\(symName)' has value \(sym.value), beyond any section")
         }
         // Address of a .text function (a callback for bpf_loop and friends).
         if let textIndex, shndx == textIndex,

@@ -2,7 +2,7 @@ extension ObjectParser {
     /// Every VAR of the DATASEC of every global-data and arena section, in section order and by
     /// offset within a section. Static (and hidden) variables are listed too, marked static: they
     /// live in the same image and can be tuned before load like any other.
-    func collectVariables() -> [VariableSpec] {
+    func collectVariables() throws(ObjectError) -> [VariableSpec] {
         guard let btf else { return [] }
         var out: [VariableSpec] = []
         for ds in dataSections {
@@ -10,6 +10,11 @@ extension ObjectParser {
                   case .dataSection(_, let vars)? = btf.type(secID)?.kind else { continue }
             for v in vars {
                 guard let t = btf.type(v.type), case .variable(let typeID, let linkage) = t.kind else { continue }
+                // The kernel refuses a DATASEC whose variables leave the section; refuse it here so
+                // nothing downstream indexes an image out of bounds.
+                guard UInt64(v.offset) + UInt64(v.size) <= UInt64(ds.image.count) else {
+                    throw .datasecFixup(datasec: ds.name, reason: "variable '\(btf.string(at: t.nameOffset))' [\(v.offset), +\(v.size)) lies outside the section's \(ds.image.count) bytes")
+                }
                 out.append(VariableSpec(
                     name: btf.string(at: t.nameOffset), section: ds.name, offset: v.offset, size: v.size,
                     btfTypeID: typeID, typeName: btf.typeName(typeID),

@@ -1,0 +1,14 @@
+#ifndef CBPFSYS_H
+#define CBPFSYS_H
+
+/*
+ * The one C entry point of the BPFKernel module. syscall(2) is variadic, so Swift cannot call it.
+ *
+ * Contract: returns syscall(2)'s raw result. On failure that is -1 and the reason is in errno,
+ * which the Swift caller reads on the same thread immediately after this returns (nothing runs
+ * in between that could overwrite it). No <linux/bpf.h> here on purpose: Debian 12 ships the
+ * Linux 6.1 header, so the attr layouts live in Swift with the 6.18 offsets.
+ */
+long cbpf_sys_bpf(int cmd, void *attr, unsigned int size);
+
+#endif
