@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libelf from Debian (libelf-dev).
@@ -23,16 +24,24 @@ let package = Package(
         .target(name: "BPFObject", dependencies: ["CLibELF", "CELFShim"]),
         // Everything that touches the kernel.
         .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys"]),
+        // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
+        .target(name: "DepotStore", dependencies: ["BPFObject", .product(name: "GRDB", package: "GRDB.swift")]),
+        // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.
+        .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
+        // HTTP: server, routing, JSON, auth, problem+json.
+        .target(name: "DepotHTTP", dependencies: ["CMicroHTTPD", "BPFObject", "BPFKernel", "DepotStore"]),
         .executableTarget(
             name: "bpfdepot",
             dependencies: [
-                "BPFObject", "BPFKernel",
+                "BPFObject", "BPFKernel", "DepotStore", "DepotHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Test-only helpers: compiling the BPF C fixtures.
         .target(name: "BPFTestSupport", path: "Tests/Support"),
         .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
         .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotStore", "BPFObject", "BPFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
