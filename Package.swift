@@ -18,12 +18,14 @@ let package = Package(
         .systemLibrary(name: "CLibELF", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
         // The gelf.h macros Swift cannot call, as static inline functions.
         .target(name: "CELFShim", dependencies: ["CLibELF"]),
+        // zlib, to read /proc/config.gz for __kconfig externs.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The one variadic syscall(2) for bpf().
         .target(name: "CBPFSys"),
         // Pure: ELF bytes -> ObjectSpec. No syscalls.
         .target(name: "BPFObject", dependencies: ["CLibELF", "CELFShim"]),
         // Everything that touches the kernel.
-        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys"]),
+        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
         .target(name: "DepotStore", dependencies: ["BPFObject", .product(name: "GRDB", package: "GRDB.swift")]),
         // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.

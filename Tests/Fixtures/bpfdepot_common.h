@@ -99,4 +99,36 @@ void bpf_arena_free_pages(void *map, void __arena *ptr, __u32 page_cnt) __ksym _
 #define NUMA_NO_NODE (-1)
 #endif
 
+/*
+ * __arg_arena: marks a global (non-static) subprogram argument as an arena
+ * pointer. Global functions are verified on their own, so the verifier only
+ * learns that the argument lives in the arena from this BTF decl tag
+ * (kernel >= 6.9). Without it the verifier wants verifier-known memory
+ * there and rejects the arena pointer ("R1 type=scalar expected=fp").
+ */
+#ifndef __arg_arena
+#define __arg_arena __attribute__((btf_decl_tag("arg:arena")))
+#endif
+
+/* ---- may_goto loops ----------------------------------------------------- */
+
+/*
+ * can_loop: true while the verifier-inserted may_goto budget lasts, so a
+ * loop condition "&& can_loop" needs no provable bound. The BPF may_goto
+ * instruction (kernel >= 6.9; clang 21 defines __BPF_FEATURE_MAY_GOTO)
+ * jumps to its target once the per-invocation budget is used up. Written as
+ * an always-inline function around asm goto; the host's libbpf-dev has no
+ * bpf_experimental.h.
+ */
+#if defined(__BPF_FEATURE_MAY_GOTO) && !defined(can_loop)
+static __always_inline int bpfdepot_may_goto_left(void)
+{
+	asm volatile goto("may_goto %l[budget_spent]" :::: budget_spent);
+	return 1;
+budget_spent:
+	return 0;
+}
+#define can_loop bpfdepot_may_goto_left()
+#endif
+
 #endif /* BPFDEPOT_COMMON_H */

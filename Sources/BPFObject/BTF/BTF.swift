@@ -49,7 +49,7 @@ public struct BTF: Sendable, Equatable {
         return nil
     }
 
-    func stringEquals(_ offset: UInt32, _ target: [UInt8]) -> Bool {
+    public func stringEquals(_ offset: UInt32, _ target: [UInt8]) -> Bool {
         let o = Int(offset)
         guard o > 0, o + target.count < strings.count else { return target.isEmpty && o == 0 }
         for (k, b) in target.enumerated() where strings[o + k] != b { return false }

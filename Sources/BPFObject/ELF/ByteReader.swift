@@ -59,8 +59,9 @@ struct ByteReader {
 
 /// Little-endian appends, for encoding BTF and instructions.
 extension Array where Element == UInt8 {
-    mutating func appendLE(_ v: UInt16) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
-    mutating func appendLE(_ v: UInt32) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
-    mutating func appendLE(_ v: Int32) { appendLE(UInt32(bitPattern: v)) }
-    mutating func appendLE(_ v: UInt64) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
+    // Public: BPFKernel encodes instructions and BTF.ext records the same way.
+    public mutating func appendLE(_ v: UInt16) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
+    public mutating func appendLE(_ v: UInt32) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
+    public mutating func appendLE(_ v: Int32) { appendLE(UInt32(bitPattern: v)) }
+    public mutating func appendLE(_ v: UInt64) { Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) } }
 }

@@ -114,3 +114,33 @@ extension ObjectSpec {
         return out
     }
 }
+
+extension ObjectSpec {
+    /// Writes a typed JSON value into a variable's initial image (on a copy: the spec changes only
+    /// if the whole value encodes).
+    public mutating func patch(variable name: String, with value: JSONValue) throws(PatchError) {
+        guard let v = variable(named: name) else { throw .unknownVariable(name) }
+        guard let btf, let i = dataSections.firstIndex(where: { $0.name == v.section }) else {
+            throw .unknownVariable(name)
+        }
+        var image = dataSections[i].image
+        do {
+            try BTFValueEncoder(btf: btf).encode(value, as: v.btfTypeID, into: &image, at: Int(v.offset), path: name)
+        } catch {
+            throw .encode(error)
+        }
+        dataSections[i].image = image
+    }
+}
+
+public enum PatchError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownVariable(String)
+    case encode(BTFValueEncoder.EncodeError)
+
+    public var description: String {
+        switch self {
+        case .unknownVariable(let n): return "no variable named '\(n)'"
+        case .encode(let e): return e.description
+        }
+    }
+}

@@ -11,4 +11,8 @@
  */
 long cbpf_sys_bpf(int cmd, void *attr, unsigned int size);
 
+/* statfs(2)'s f_type for `path` (to tell bpffs apart), or -1 with errno set. <sys/vfs.h> is not
+ * in Swift's Glibc module. */
+long cbpf_fs_type(const char *path);
+
 #endif

@@ -1,1 +1,29 @@
+#ifndef CMHD_H
+#define CMHD_H
+
+// The few libmicrohttpd calls Swift cannot make: MHD_start_daemon, MHD_get_daemon_info and
+// MHD_get_connection_info are variadic. No logic here: options are built in Swift
+// (Sources/DepotHTTP/MHDDaemonOptions.swift) and passed through MHD_OPTION_ARRAY.
+
+#include <stdint.h>
+#include <sys/socket.h>
 #include <microhttpd.h>
+
+// MHD_start_daemon(flags, port 0, no accept policy, handler, ...) with the two callbacks that
+// take a pair of arguments given by name, then `options` (terminated by MHD_OPTION_END).
+// The bind address comes from MHD_OPTION_SOCK_ADDR inside `options`.
+struct MHD_Daemon *cmhd_start_daemon(unsigned int flags,
+                                     MHD_AccessHandlerCallback handler, void *handler_cls,
+                                     MHD_RequestCompletedCallback completed, void *completed_cls,
+                                     void *(*uri_logger)(void *cls, const char *uri,
+                                                         struct MHD_Connection *connection),
+                                     void *uri_logger_cls,
+                                     const struct MHD_OptionItem *options);
+
+// MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT); 0 when unavailable.
+uint16_t cmhd_daemon_bind_port(struct MHD_Daemon *daemon);
+
+// MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS); NULL when unavailable.
+const struct sockaddr *cmhd_connection_client_address(struct MHD_Connection *connection);
+
+#endif

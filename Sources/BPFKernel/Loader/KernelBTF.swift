@@ -1,0 +1,104 @@
+import BPFObject
+import Glibc
+import Synchronization
+
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), with a name index for the kinds the
+/// loader looks up: FUNC (kfuncs, attach targets), VAR (typed ksyms), TYPEDEF (raw tracepoints).
+public final class KernelBTF: Sendable {
+    public let btf: BTF
+    /// Names of FUNC/VAR/TYPEDEF types, built on the first lookup (a daemon loads many objects).
+    private let index = Mutex<[String: [UInt32]]?>(nil)
+
+    public init(btf: BTF) {
+        self.btf = btf
+    }
+
+    public func find(_ name: String, kind: BTFKindTag) -> UInt32? {
+        let ids = index.withLock { idx -> [UInt32]? in
+            if idx == nil {
+                var built: [String: [UInt32]] = [:]
+                for (i, t) in btf.types.enumerated() where i > 0 {
+                    switch t.kind.tag {
+                    case .function, .variable, .typedef:
+                        built[btf.string(at: t.nameOffset), default: []].append(UInt32(i))
+                    default: continue
+                    }
+                }
+                idx = built
+            }
+            return idx?[name]
+        }
+        return ids?.first { btf.type($0)?.kind.tag == kind }
+    }
+
+    private static let cached = Mutex<Result<KernelBTF, LoaderError>?>(nil)
+
+    /// vmlinux BTF, read once per process.
+    public static func vmlinux() throws(LoaderError) -> KernelBTF {
+        let r = cached.withLock { c -> Result<KernelBTF, LoaderError> in
+            if let c { return c }
+            let r = load(path: "/sys/kernel/btf/vmlinux")
+            c = r
+            return r
+        }
+        return try r.get()
+    }
+
+    private static func load(path: String) -> Result<KernelBTF, LoaderError> {
+        guard let bytes = readWholeFile(path) else {
+            return .failure(.extern(name: "vmlinux", reason: "cannot read \(path): the kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"))
+        }
+        do {
+            return .success(KernelBTF(btf: try BTF(parsing: bytes)))
+        } catch {
+            return .failure(.extern(name: "vmlinux", reason: "cannot parse \(path): \(error)"))
+        }
+    }
+
+    /// libbpf's `bpf_core_types_are_compat`: the local and kernel types have the same shape after
+    /// modifiers and typedefs (ints are compatible with ints, pointers recurse, prototypes match
+    /// in arity and in every parameter and the return type).
+    public func isCompatible(local: BTF, _ localID: UInt32, kernel kernelID: UInt32, depth: Int = 0) -> Bool {
+        guard depth < 32,
+              let l = try? local.skipModifiersAndTypedefs(localID),
+              let k = try? btf.skipModifiersAndTypedefs(kernelID) else { return false }
+        if l == 0 || k == 0 { return l == k }
+        guard let lt = local.type(l), let kt = btf.type(k) else { return false }
+        let lTag = lt.kind.tag, kTag = kt.kind.tag
+        let enums: Set<BTFKindTag> = [.enumeration, .enum64]
+        if enums.contains(lTag) && enums.contains(kTag) { return true }
+        guard lTag == kTag else { return false }
+        switch (lt.kind, kt.kind) {
+        case (.int(_, _, let lo, _), .int(_, _, let ko, _)):
+            return lo == 0 && ko == 0
+        case (.pointer(let lp), .pointer(let kp)):
+            return isCompatible(local: local, lp, kernel: kp, depth: depth + 1)
+        case (.array(let le, _, _), .array(let ke, _, _)):
+            return isCompatible(local: local, le, kernel: ke, depth: depth + 1)
+        case (.functionProto(let lr, let lps), .functionProto(let kr, let kps)):
+            guard lps.count == kps.count, isCompatible(local: local, lr, kernel: kr, depth: depth + 1) else { return false }
+            return zip(lps, kps).allSatisfy { isCompatible(local: local, $0.type, kernel: $1.type, depth: depth + 1) }
+        default:
+            return true
+        }
+    }
+}
+
+/// Reads a whole file (procfs/sysfs files report size 0, so read until EOF).
+func readWholeFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var st = stat()
+    // sysfs reports the real size of the BTF blob; procfs files say 0 and grow as read.
+    if fstat(fd, &st) == 0, st.st_size > 0 { out.reserveCapacity(Int(st.st_size) + 1) }
+    var buf = [UInt8](repeating: 0, count: 1 << 18)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; return nil }
+        if n == 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}

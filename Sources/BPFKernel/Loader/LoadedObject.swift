@@ -1,0 +1,173 @@
+import BPFObject
+import Glibc
+import Synchronization
+
+/// A map as the kernel holds it, with its mmap'ed memory when it has any.
+public struct LoadedMap: Sendable {
+    public let spec: MapSpec
+    public let fd: BPFFD
+    public let id: UInt32
+    /// The arena, or a mmapable global-data map's value.
+    public let region: MappedRegion?
+}
+
+public struct LoadedProgram: Sendable {
+    public let name: String
+    public let fd: BPFFD
+    public let id: UInt32
+}
+
+/// What a loaded object owns: every map and program fd and every mapping. Live variable views
+/// read and write the mapped memory directly. `unload()` releases everything; so does deinit.
+public final class LoadedObject: Sendable {
+    public let spec: ObjectSpec
+    public let maps: [LoadedMap]
+    public let programs: [LoadedProgram]
+    /// Where the arena image starts inside the arena (libbpf's `arena_data_off`).
+    public let arenaDataOffset: UInt64
+    /// The bpffs directory this load is pinned under, if any.
+    public let pinDirectory: String?
+    let btfFD: BPFFD?
+    private let state = Mutex<Bool>(true)
+
+    init(spec: ObjectSpec, maps: [LoadedMap], programs: [LoadedProgram], arenaDataOffset: UInt64,
+         pinDirectory: String?, btfFD: BPFFD?) {
+        self.spec = spec
+        self.maps = maps
+        self.programs = programs
+        self.arenaDataOffset = arenaDataOffset
+        self.pinDirectory = pinDirectory
+        self.btfFD = btfFD
+    }
+
+    public var isLoaded: Bool { state.withLock { $0 } }
+
+    /// The arena's user-space start address, if the object has an arena.
+    public var arenaAddress: UInt64? {
+        spec.arenaMapIndex.flatMap { maps[$0].region?.address }
+    }
+
+    public func map(named name: String) -> LoadedMap? {
+        maps.first { $0.spec.name == name || $0.spec.realName == name }
+    }
+
+    public func program(named name: String) -> LoadedProgram? {
+        programs.first { $0.name == name }
+    }
+
+    // MARK: live variables
+
+    /// Where a variable lives once loaded.
+    private func location(of name: String) throws(LoaderError) -> (VariableSpec, LoadedMap, offset: Int) {
+        guard let v = spec.variable(named: name) else { throw .unknownVariable(name) }
+        guard let ds = spec.dataSection(named: v.section), ds.mapIndex >= 0, ds.mapIndex < maps.count else {
+            throw .unknownVariable(name)
+        }
+        let m = maps[ds.mapIndex]
+        let base = ds.kind == .arena ? Int(arenaDataOffset) : 0
+        return (v, m, base + Int(v.offset))
+    }
+
+    /// The variable's current bytes.
+    public func read(variable name: String) throws(LoaderError) -> [UInt8] {
+        let (v, m, offset) = try location(of: name)
+        return try withLive { () throws(LoaderError) in
+            if let region = m.region {
+                return try mapOp(m) { () throws(BPFError) in try region.read(at: offset, count: Int(v.size)) }
+            }
+            let value = try lookupValue(m)
+            return Array(value[offset..<(offset + Int(v.size))])
+        }
+    }
+
+    /// Overwrites the variable's bytes in the live object. Rodata and kconfig are frozen.
+    public func write(variable name: String, bytes: [UInt8]) throws(LoaderError) {
+        let (v, m, offset) = try location(of: name)
+        guard v.sectionKind != .rodata, v.sectionKind != .kconfig else {
+            throw .readOnly(variable: name, section: v.section)
+        }
+        guard bytes.count == Int(v.size) else {
+            throw .outOfRange(variable: name, reason: "expected \(v.size) bytes, got \(bytes.count)")
+        }
+        try withLive { () throws(LoaderError) in
+            if let region = m.region {
+                try mapOp(m) { () throws(BPFError) in try region.write(bytes, at: offset) }
+                return
+            }
+            // A data map without mmap (only static variables): read-modify-write the value.
+            var value = try lookupValue(m)
+            value.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+            try mapOp(m) { () throws(BPFError) in try BPFSys.mapUpdate(fd: m.fd, key: [0, 0, 0, 0], value: value) }
+        }
+    }
+
+    /// The whole current image of a data or arena section.
+    public func read(section name: String) throws(LoaderError) -> [UInt8] {
+        guard let ds = spec.dataSection(named: name), ds.mapIndex >= 0, ds.mapIndex < maps.count else {
+            throw .image(section: name, reason: "no such data section")
+        }
+        let m = maps[ds.mapIndex]
+        return try withLive { () throws(LoaderError) in
+            if let region = m.region {
+                let base = ds.kind == .arena ? Int(arenaDataOffset) : 0
+                return try mapOp(m) { () throws(BPFError) in try region.read(at: base, count: ds.image.count) }
+            }
+            return try lookupValue(m)
+        }
+    }
+
+    private func lookupValue(_ m: LoadedMap) throws(LoaderError) -> [UInt8] {
+        let value = try mapOp(m) { () throws(BPFError) in
+            try BPFSys.mapLookup(fd: m.fd, key: [0, 0, 0, 0], valueSize: Int(m.spec.valueSize))
+        }
+        guard let value else { throw .map(name: m.spec.name, .invalidArgument("element 0 is missing")) }
+        return value
+    }
+
+    private func mapOp<R>(_ m: LoadedMap, _ body: () throws(BPFError) -> R) throws(LoaderError) -> R {
+        do { return try body() } catch { throw .map(name: m.spec.name, error) }
+    }
+
+    // MARK: running programs
+
+    /// `BPF_PROG_TEST_RUN`.
+    public func run(program name: String, data: [UInt8] = [], dataOutSize: Int? = nil, context: [UInt8] = [],
+                    contextOutSize: Int = 0, repeat repetitions: UInt32 = 1) throws(LoaderError) -> ProgramTestRunResult {
+        guard let p = program(named: name) else { throw .unknownProgram(name) }
+        // Syscall programs take only a context: the kernel refuses data, repeat and duration.
+        let isSyscall = spec.program(named: name)?.type == .syscall
+        let repetitions = isSyscall ? 0 : repetitions
+        return try withLive { () throws(LoaderError) in
+            do throws(BPFError) {
+                return try BPFSys.progTestRun(fd: p.fd, dataIn: data, dataOutSize: dataOutSize ?? (data.isEmpty ? 0 : data.count + 256),
+                                              ctxIn: context, ctxOutSize: contextOutSize, repeat: repetitions)
+            } catch {
+                throw .program(name: name, error)
+            }
+        }
+    }
+
+    private func withLive<R>(_ body: () throws(LoaderError) -> R) throws(LoaderError) -> R {
+        try state.withLock { (loaded: inout Bool) throws(LoaderError) -> R in
+            guard loaded else { throw .unloaded }
+            return try body()
+        }
+    }
+
+    /// Releases every fd and mapping, and removes this load's pins. Idempotent.
+    public func unload() {
+        state.withLock { loaded in
+            guard loaded else { return }
+            loaded = false
+            if let dir = pinDirectory { Pinning.removeLoadPins(directory: dir, maps: maps, programs: programs) }
+            for p in programs { p.fd.close() }
+            for m in maps {
+                m.region?.unmap()
+                m.fd.close()
+            }
+            btfFD?.close()
+        }
+    }
+
+    deinit { unload() }
+}

@@ -1,0 +1,274 @@
+import BPFObject
+import Glibc
+
+public struct LoadOptions: Sendable {
+    /// Root for `PIN_BY_NAME` maps (libbpf's default `/sys/fs/bpf`).
+    public var pinRoot: String = "/sys/fs/bpf"
+    /// Pin every map and program of this load under this bpffs directory.
+    public var pinDirectory: String?
+    /// Kernel configuration for `__kconfig` externs; nil reads the running kernel's.
+    public var kernelConfig: KernelConfig?
+    public init() {}
+}
+
+/// Turns an `ObjectSpec` plus its (possibly patched) images into kernel objects, in libbpf's
+/// order: externs, BTF, maps (arena mmap'ed and filled, data maps filled/frozen/mmap'ed), map
+/// slots, programs (subprograms appended, relocations applied), prog-array slots, pins.
+public enum Loader {
+    public static func load(_ spec: ObjectSpec, images: [String: [UInt8]] = [:],
+                            options: LoadOptions = LoadOptions()) throws(LoaderError) -> LoadedObject {
+        var spec = spec
+        try applyImages(images, to: &spec)
+
+        // Externs: .kconfig values go into its image before the map is created.
+        var kconfigImage = spec.dataSections.first { $0.kind == .kconfig }?.image ?? []
+        var resolver = ExternResolver(spec: spec)
+        if spec.externs.contains(where: { if case .kconfig = $0.kind { return !$0.name.hasPrefix("LINUX_") } else { return false } }) {
+            if let given = options.kernelConfig { resolver.kconfig = given } else { resolver.kconfig = try KernelConfig.running() }
+        }
+        let externs = try resolver.resolve(kconfigImage: &kconfigImage)
+        if let k = spec.dataSections.firstIndex(where: { $0.kind == .kconfig }) { spec.dataSections[k].image = kconfigImage }
+
+        // BTF: a failed upload only costs func/line info and typed map values, as in libbpf.
+        var btfFD: BPFFD?
+        if let btf = spec.btf { btfFD = try? BPFSys.btfLoad(data: btf.encoded()) }
+
+        let page = UInt64(MappedRegion.pageSize)
+        var arenaDataOffset: UInt64 = 0
+        if let a = spec.arenaMapIndex, let image = spec.dataSections.first(where: { $0.kind == .arena })?.image,
+           FeatureProbes.ldimm64FullRangeOff() {
+            // libbpf puts the globals in the last pages so the first ones can guard NULL; only
+            // where the verifier accepts large ld_imm64 offsets.
+            arenaDataOffset = page * UInt64(spec.maps[a].maxEntries) - (UInt64(image.count) + page - 1) / page * page
+        }
+
+        var loadedMaps: [LoadedMap] = []
+        for (i, m) in spec.maps.enumerated() {
+            loadedMaps.append(try createMap(i, m, spec: spec, btfFD: btfFD, arenaDataOffset: arenaDataOffset, options: options))
+        }
+        try fillMapSlots(spec: spec, maps: loadedMaps)
+
+        let context = LinkContext(
+            mapFDs: loadedMaps.map(\.fd.rawValue), externs: externs,
+            kconfigMapFD: spec.maps.firstIndex { $0.role == .kconfig }.map { loadedMaps[$0].fd.rawValue },
+            arenaDataOffset: arenaDataOffset)
+        var programs: [LoadedProgram] = []
+        for (i, p) in spec.programs.enumerated() where !p.isSubprogram && p.autoload {
+            let fd = try loadProgram(i, spec: spec, context: context, btfFD: btfFD)
+            let id = (try? BPFSys.objGetInfoByFD(programFD: fd).id) ?? 0
+            programs.append(LoadedProgram(name: p.name, fd: fd, id: id))
+            if FeatureProbes.progBindMap() {
+                for (mi, m) in spec.maps.enumerated() {
+                    if case .globalData(_, .rodata) = m.role { try? BPFSys.progBindMap(progFD: fd, mapFD: loadedMaps[mi].fd) }
+                }
+            }
+        }
+        try fillProgramSlots(spec: spec, maps: loadedMaps, programs: programs)
+        withExtendedLifetime(loadedMaps) {}
+
+        if let dir = options.pinDirectory {
+            try Pinning.pinLoad(directory: dir, maps: loadedMaps, programs: programs)
+        }
+        return LoadedObject(spec: spec, maps: loadedMaps, programs: programs, arenaDataOffset: arenaDataOffset,
+                            pinDirectory: options.pinDirectory, btfFD: btfFD)
+    }
+
+    /// Replaces section images (patched revisions); each must keep its section's size.
+    static func applyImages(_ images: [String: [UInt8]], to spec: inout ObjectSpec) throws(LoaderError) {
+        for (name, bytes) in images {
+            guard let i = spec.dataSections.firstIndex(where: { $0.name == name }) else {
+                throw .image(section: name, reason: "the object has no such data section")
+            }
+            guard bytes.count == spec.dataSections[i].image.count else {
+                throw .image(section: name, reason: "expected \(spec.dataSections[i].image.count) bytes, got \(bytes.count)")
+            }
+            spec.dataSections[i].image = bytes
+        }
+    }
+
+    /// Map kinds for which libbpf passes no BTF key/value ids.
+    static let btfLessMapTypes: Set<UInt32> = [4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25, 33]
+
+    private static func create(_ m: MapSpec, btfFD: BPFFD?, innerMapFD: BPFFD? = nil) throws(LoaderError) -> BPFFD {
+        let withBTF = btfFD != nil && !btfLessMapTypes.contains(m.type.rawValue) && (m.btfKeyTypeID != 0 || m.btfValueTypeID != 0)
+        func attempt(_ useBTF: Bool) throws(BPFError) -> BPFFD {
+            try BPFSys.mapCreate(
+                type: m.type.rawValue, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries,
+                flags: m.flags, name: m.name, mapExtra: m.mapExtra, btfFD: useBTF ? btfFD : nil,
+                btfKeyTypeID: useBTF ? m.btfKeyTypeID : 0, btfValueTypeID: useBTF ? m.btfValueTypeID : 0,
+                innerMapFD: innerMapFD, numaNode: m.numaNode)
+        }
+        do {
+            return try attempt(withBTF)
+        } catch {
+            // libbpf retries once without BTF when the kernel dislikes the types.
+            guard withBTF else { throw .map(name: m.name, error) }
+            do { return try attempt(false) } catch { throw .map(name: m.name, error) }
+        }
+    }
+
+    private static func createMap(_ index: Int, _ m: MapSpec, spec: ObjectSpec, btfFD: BPFFD?, arenaDataOffset: UInt64,
+                                  options: LoadOptions) throws(LoaderError) -> LoadedMap {
+        // PIN_BY_NAME: reuse a compatible pinned map, as libbpf's reuse_map does.
+        if m.pinning == .byName {
+            let path = "\(options.pinRoot)/\(m.name)"
+            if let fd = try? BPFSys.objGet(path: path) {
+                guard let info = try? BPFSys.objGetInfoByFD(mapFD: fd),
+                      info.type == m.type.rawValue, info.keySize == m.keySize, info.valueSize == m.valueSize,
+                      info.maxEntries == m.maxEntries, info.flags == m.flags, info.mapExtra == m.mapExtra else {
+                    throw .pin(path: path, reason: "pinned map is not compatible with map '\(m.name)' (type, sizes, entries, flags or map_extra differ)")
+                }
+                return LoadedMap(spec: m, fd: fd, id: info.id, region: nil)
+            }
+        }
+        var inner: BPFFD?
+        if let innerSpec = m.innerMap { inner = try create(innerSpec, btfFD: btfFD) }
+        let fd = try create(m, btfFD: btfFD, innerMapFD: inner)
+        inner?.close()  // the kernel keeps what it needs of the inner map's shape
+        var region: MappedRegion?
+        if m.type == .arena {
+            region = try mapArena(m, fd: fd, spec: spec, offset: arenaDataOffset)
+        } else if let ds = spec.dataSections.first(where: { $0.mapIndex == index }) {
+            region = try populateDataMap(m, fd: fd, image: ds.image)
+        }
+        if m.pinning == .byName {
+            let path = "\(options.pinRoot)/\(m.name)"
+            try Pinning.prepareDirectory(options.pinRoot)
+            do { try BPFSys.objPin(fd: fd, path: path) } catch { throw .pin(path: path, reason: "\(error)") }
+        }
+        let id = (try? BPFSys.objGetInfoByFD(mapFD: fd).id) ?? 0
+        return LoadedMap(spec: m, fd: fd, id: id, region: region)
+    }
+
+    /// The arena is mapped before programs load (the kernel fixes its user range at the first
+    /// mmap), at `map_extra` without clobbering anything already there, then the image is copied.
+    private static func mapArena(_ m: MapSpec, fd: BPFFD, spec: ObjectSpec, offset: UInt64) throws(LoaderError) -> MappedRegion {
+        let length = MappedRegion.pageSize * Int(m.maxEntries)
+        let region: MappedRegion
+        do {
+            region = try MappedRegion.mmap(fd: fd, length: length, protection: .readWrite,
+                                           at: m.mapExtra != 0 ? m.mapExtra : nil, fixedNoReplace: true)
+        } catch {
+            if case .addressRangeInUse(let a, let l) = error { throw .arenaAddressInUse(map: m.name, address: a, length: l) }
+            throw .map(name: m.name, error)
+        }
+        guard let image = spec.dataSections.first(where: { $0.kind == .arena })?.image, !image.isEmpty else { return region }
+        // With BPF_F_SEGV_ON_FAULT the kernel does not fault pages in for user space: copying the
+        // image would kill the process (libbpf does not guard this).
+        if m.flags & BPFConstants.MapFlag.segvOnFault != 0 {
+            throw .arena(map: m.name, reason: "arena has BPF_F_SEGV_ON_FAULT, so its __arena globals cannot be initialised from user space")
+        }
+        do { try region.write(image, at: Int(offset)) } catch { throw .map(name: m.name, error) }
+        return region
+    }
+
+    /// libbpf's populate_internal_map: value written, rodata/kconfig frozen, mmap'ed when
+    /// mmapable (read-only for frozen maps).
+    private static func populateDataMap(_ m: MapSpec, fd: BPFFD, image: [UInt8]) throws(LoaderError) -> MappedRegion? {
+        do {
+            try BPFSys.mapUpdate(fd: fd, key: [0, 0, 0, 0], value: image)
+            let readOnly = m.flags & BPFConstants.MapFlag.rdonlyProg != 0
+            if readOnly { try BPFSys.mapFreeze(fd: fd) }
+            guard m.flags & BPFConstants.MapFlag.mmapable != 0 else { return nil }
+            let length = max((image.count + 7) / 8 * 8, 1)
+            return try MappedRegion.mmap(fd: fd, length: length, protection: readOnly ? .read : .readWrite)
+        } catch {
+            throw .map(name: m.name, error)
+        }
+    }
+
+    private static func fillMapSlots(spec: ObjectSpec, maps: [LoadedMap]) throws(LoaderError) {
+        for (i, m) in spec.maps.enumerated() {
+            for (slot, target) in m.initialSlots.sorted(by: { $0.key < $1.key }) {
+                guard case .map(let t) = target else { continue }
+                do {
+                    try BPFSys.mapUpdate(fd: maps[i].fd, key: withUnsafeBytes(of: slot.littleEndian, Array.init),
+                                         value: withUnsafeBytes(of: maps[t].fd.rawValue.littleEndian, Array.init))
+                } catch {
+                    throw .map(name: m.name, error)
+                }
+            }
+        }
+    }
+
+    private static func fillProgramSlots(spec: ObjectSpec, maps: [LoadedMap], programs: [LoadedProgram]) throws(LoaderError) {
+        for (i, m) in spec.maps.enumerated() {
+            for (slot, target) in m.initialSlots.sorted(by: { $0.key < $1.key }) {
+                guard case .program(let name) = target else { continue }
+                guard let p = programs.first(where: { $0.name == name }) else { continue }  // not autoloaded
+                do {
+                    try BPFSys.mapUpdate(fd: maps[i].fd, key: withUnsafeBytes(of: slot.littleEndian, Array.init),
+                                         value: withUnsafeBytes(of: p.fd.rawValue.littleEndian, Array.init))
+                } catch {
+                    throw .map(name: m.name, error)
+                }
+            }
+        }
+    }
+
+    private static func loadProgram(_ index: Int, spec: ObjectSpec, context: LinkContext, btfFD: BPFFD?) throws(LoaderError) -> BPFFD {
+        let p = spec.programs[index]
+        guard p.hasKnownSection else { throw .unknownProgramSection(program: p.name, section: p.sectionName) }
+        let linked = try ProgramLinker.link(index, spec: spec, context: context)
+        var request = ProgramLoadRequest(type: p.type.rawValue, instructions: linked.instructionBytes,
+                                         license: spec.license, name: p.name)
+        request.expectedAttachType = p.expectedAttachType.rawValue
+        request.kernelVersion = spec.kernelVersion ?? KernelVersion.code
+        request.flags = p.flags
+        if p.needsAttachBTF { request.attachBTFID = try attachTarget(p) }
+        if let btfFD {
+            request.btfFD = btfFD
+            if !linked.funcInfo.isEmpty {
+                var fi: [UInt8] = []
+                for (off, id) in linked.funcInfo { fi.appendLE(off); fi.appendLE(id) }
+                request.funcInfo = fi
+                request.funcInfoRecordSize = 8
+                var li: [UInt8] = []
+                for l in linked.lineInfo {
+                    li.appendLE(l.instructionOffset); li.appendLE(l.fileNameOffset); li.appendLE(l.lineOffset); li.appendLE(l.lineColumn)
+                }
+                request.lineInfo = li
+                request.lineInfoRecordSize = li.isEmpty ? 0 : 16
+            }
+            if !linked.coreRelocations.isEmpty {
+                // CO-RE is resolved by the kernel from these records (BPF_PROG_LOAD core_relos).
+                var cr: [UInt8] = []
+                for c in linked.coreRelocations {
+                    cr.appendLE(c.instructionOffset); cr.appendLE(c.typeID); cr.appendLE(c.accessStringOffset); cr.appendLE(c.kind)
+                }
+                request.coreRelocations = cr
+                request.coreRelocationRecordSize = 16
+            }
+        } else if !linked.coreRelocations.isEmpty {
+            throw .relocation(program: p.name, reason: "CO-RE relocations need the object's BTF, which the kernel refused")
+        }
+        do {
+            return try BPFSys.progLoad(request)
+        } catch {
+            if case .verifier(let v) = error { throw .verifier(v) }
+            throw .program(name: p.name, error)
+        }
+    }
+
+    /// libbpf's attach-target lookup in vmlinux BTF, by attach type.
+    private static func attachTarget(_ p: ProgramSpec) throws(LoaderError) -> UInt32 {
+        guard let target = p.attachTarget, !target.isEmpty else {
+            throw .attachTarget(program: p.name, reason: "section '\(p.sectionName)' names no BTF attach target")
+        }
+        guard !target.contains(":") else {
+            throw .attachTarget(program: p.name, reason: "module targets ('\(target)') are not supported yet")
+        }
+        let kernel = try KernelBTF.vmlinux()
+        let (name, kind): (String, BPFObject.BTFKindTag)
+        switch p.expectedAttachType.rawValue {
+        case 23: (name, kind) = ("btf_trace_\(target)", .typedef)   // BPF_TRACE_RAW_TP
+        case 27, 43: (name, kind) = ("bpf_lsm_\(target)", .function) // BPF_LSM_MAC, BPF_LSM_CGROUP
+        case 28: (name, kind) = ("bpf_iter_\(target)", .function)   // BPF_TRACE_ITER
+        default: (name, kind) = (target, .function)
+        }
+        guard let id = kernel.find(name, kind: kind) else {
+            throw .attachTarget(program: p.name, reason: "'\(name)' not found in kernel BTF")
+        }
+        return id
+    }
+}

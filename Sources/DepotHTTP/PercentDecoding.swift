@@ -1,0 +1,84 @@
+/// Splits a request target into path segments and query parameters.
+///
+/// We route on the raw target (MHD's URI log callback hands it over before MHD decodes it):
+/// MHD's own decoded `url` turns `%2F` into `/`, which would let a name containing a slash
+/// change which route matches.
+enum RequestTarget {
+    /// The raw path (before `?`) and the raw query (after it, without `#fragment`).
+    static func split(_ target: String) -> (path: Substring, query: Substring?) {
+        let noFragment = target.firstIndex(of: "#").map { target[..<$0] } ?? target[...]
+        guard let q = noFragment.firstIndex(of: "?") else { return (noFragment, nil) }
+        return (noFragment[..<q], noFragment[noFragment.index(after: q)...])
+    }
+
+    /// Path segments, each percent-decoded on its own: "/" gives [], "/a//b/" gives
+    /// ["a", "", "b", ""] so that distinct paths stay distinct. Nil for a malformed escape.
+    static func segments(_ rawPath: Substring) -> [String]? {
+        var path = rawPath
+        if path.first == "/" { path = path.dropFirst() }
+        if path.isEmpty { return [] }
+        var out: [String] = []
+        for raw in path.split(separator: "/", omittingEmptySubsequences: false) {
+            guard let decoded = percentDecode(raw, plusIsSpace: false) else { return nil }
+            out.append(decoded)
+        }
+        return out
+    }
+
+    /// `application/x-www-form-urlencoded` pairs: `+` is a space, `a` alone is `a=""`.
+    /// Pairs that do not decode (bad escape, not UTF-8) are dropped.
+    static func queryParameters(_ rawQuery: Substring?) -> [(String, String)] {
+        guard let rawQuery, !rawQuery.isEmpty else { return [] }
+        var out: [(String, String)] = []
+        for pair in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
+            let name: Substring
+            let value: Substring
+            if let eq = pair.firstIndex(of: "=") {
+                name = pair[..<eq]
+                value = pair[pair.index(after: eq)...]
+            } else {
+                name = pair
+                value = ""
+            }
+            guard let n = percentDecode(name, plusIsSpace: true),
+                  let v = percentDecode(value, plusIsSpace: true) else { continue }
+            out.append((n, v))
+        }
+        return out
+    }
+
+    /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
+    static func percentDecode(_ s: Substring, plusIsSpace: Bool) -> String? {
+        let utf8 = s.utf8
+        if !utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(s)
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count)
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let c = utf8[i]
+            if c == UInt8(ascii: "%") {
+                let h = utf8.index(after: i)
+                guard h != utf8.endIndex else { return nil }
+                let l = utf8.index(after: h)
+                guard l != utf8.endIndex, let hi = hexValue(utf8[h]), let lo = hexValue(utf8[l]) else { return nil }
+                bytes.append(hi << 4 | lo)
+                i = utf8.index(after: l)
+            } else {
+                bytes.append(plusIsSpace && c == UInt8(ascii: "+") ? UInt8(ascii: " ") : c)
+                i = utf8.index(after: i)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

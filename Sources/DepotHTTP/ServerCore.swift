@@ -1,0 +1,254 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMicroHTTPD
+import Synchronization
+
+/// What MHD's callbacks reach through their `cls` pointer while the daemon runs.
+final class ServerCore: Sendable {
+    let dispatcher: HTTPDispatcher
+    let pool: WorkerPool
+    let stopping = Atomic<Bool>(false)
+    /// Deferred requests suspended or not yet completed; `stop()` waits for zero, because
+    /// MHD_stop_daemon with suspended connections is undefined behaviour.
+    let inFlightDeferred = Atomic<Int>(0)
+    private let requestCounter = Atomic<UInt64>(0)
+    private let requestIDPrefix: String
+
+    /// How much of an oversized chunked body is read and dropped so the client can see its 413;
+    /// past this the connection is closed. (With Content-Length, 413 goes out before any body.)
+    static let discardAllowance = 8 << 20
+
+    init(dispatcher: HTTPDispatcher, pool: WorkerPool) {
+        self.dispatcher = dispatcher
+        self.pool = pool
+        self.requestIDPrefix = Self.hex(UInt64(UInt32.random(in: .min ... .max)), width: 8)
+    }
+
+    /// 16 hex digits: a random per-server prefix (ids from restarts do not collide) and a counter.
+    func nextRequestID() -> String {
+        let n = requestCounter.add(1, ordering: .relaxed).newValue
+        return requestIDPrefix + Self.hex(n & 0xffff_ffff, width: 8)
+    }
+
+    private static func hex(_ v: UInt64, width: Int) -> String {
+        let s = String(v, radix: 16)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    // MARK: access handler
+
+    /// One access-handler call. MHD calls it: once when the headers are in, once per body chunk
+    /// (`uploadSize` > 0; we must consume it), once with size 0 when the request is complete,
+    /// and once more after MHD_resume_connection.
+    func handle(
+        _ connection: OpaquePointer, _ exchange: Exchange, method: UnsafePointer<CChar>,
+        upload: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>
+    ) -> MHD_Result {
+        let size = uploadSize.pointee
+        switch exchange.phase {
+        case .new:
+            return admit(connection, exchange, method: String(cString: method))
+
+        case .reading(var request, let handler):
+            if size > 0 {
+                uploadSize.pointee = 0
+                guard let upload else { return .NO }
+                let limit = dispatcher.maxBodyBytes
+                if exchange.body.count + size > limit {
+                    exchange.discarded = exchange.body.count + size
+                    exchange.body = []
+                    exchange.phase = .discarding(
+                        .contentTooLarge(limit: limit, found: "more than \(limit) bytes"))
+                    return .YES
+                }
+                UnsafeRawBufferPointer(start: upload, count: size).withMemoryRebound(to: UInt8.self) {
+                    exchange.body.append(contentsOf: $0)
+                }
+                return .YES
+            }
+            request.body = exchange.body
+            exchange.body = []
+            switch handler {
+            case .immediate(let body):
+                exchange.phase = .answered
+                return queue(Router.run(body, request), exchange, on: connection)
+            case .deferred(let body):
+                return suspend(connection, exchange, running: body, request)
+            }
+
+        case .discarding(let problem):
+            if size > 0 {
+                exchange.discarded += size
+                uploadSize.pointee = 0
+                return exchange.discarded > dispatcher.maxBodyBytes + Self.discardAllowance ? .NO : .YES
+            }
+            exchange.phase = .answered
+            return queue(.problem(problem), exchange, on: connection, close: true)
+
+        case .rejected(let problem):
+            if size > 0 {
+                uploadSize.pointee = 0
+                return .YES
+            }
+            exchange.phase = .answered
+            return queue(.problem(problem), exchange, on: connection, close: stopping.load(ordering: .relaxed))
+
+        case .suspended:
+            guard let response = exchange.result.withLock({ $0.take() }) else {
+                return .YES  // not resumed by us; nothing to answer yet
+            }
+            exchange.phase = .answered
+            return queue(response, exchange, on: connection)
+
+        case .answered:
+            if size > 0 { uploadSize.pointee = 0 }
+            return .YES
+        }
+    }
+
+    /// First call: the head is complete. Refusals that would otherwise wait for a body are
+    /// answered right away (MHD then skips the body and closes the connection); everything else
+    /// waits for the next call, because queueing on the first call turns keep-alive off.
+    private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: String) -> MHD_Result {
+        exchange.requestID = nextRequestID()
+        let headers = Self.headers(of: connection)
+        let hasBody = Self.announcesBody(headers)
+        let remote = cmhd_connection_client_address(connection).flatMap(SocketAddress.describe)
+
+        let verdict: HTTPProblem?
+        if stopping.load(ordering: .relaxed) {
+            verdict = .unavailable("expected a running server, found one shutting down")
+        } else if var request = HTTPRequest(
+            method: HTTPMethod(rawValue: method), target: exchange.rawTarget, headers: headers,
+            remoteAddress: remote, id: exchange.requestID)
+        {
+            switch dispatcher.admit(&request) {
+            case .reject(let problem):
+                verdict = problem
+            case .accept(let handler):
+                if let declared = headers["Content-Length"].flatMap({ Int($0.trimmingOWS) }), declared > 0 {
+                    exchange.body.reserveCapacity(declared)
+                }
+                exchange.phase = .reading(request, handler)
+                return .YES
+            }
+        } else {
+            verdict = .badRequest("expected a request path with valid percent escapes, found \"\(exchange.rawTarget.prefix(200))\"")
+        }
+        guard let verdict else { return .YES }
+        if hasBody {
+            exchange.phase = .answered
+            return queue(.problem(verdict), exchange, on: connection, close: true)
+        }
+        exchange.phase = .rejected(verdict)
+        return .YES
+    }
+
+    /// Hands a deferred handler to the pool. Suspend first, then submit: a fast worker could
+    /// otherwise resume a connection that is not suspended yet.
+    private func suspend(
+        _ connection: OpaquePointer, _ exchange: Exchange,
+        running body: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest
+    ) -> MHD_Result {
+        exchange.phase = .suspended
+        exchange.isDeferred = true
+        inFlightDeferred.add(1, ordering: .sequentiallyConsistent)
+        MHD_suspend_connection(connection)
+        let suspended = SuspendedConnection(raw: connection)
+        let accepted = pool.submit {
+            let response = Router.run(body, request)
+            exchange.result.withLock { $0 = response }
+            MHD_resume_connection(suspended.raw)
+        }
+        if !accepted {
+            exchange.result.withLock {
+                $0 = .problem(.unavailable("expected a free worker for slow requests, found the queue full (\(pool.queueLimit) waiting)"))
+            }
+            MHD_resume_connection(connection)
+        }
+        return .YES
+    }
+
+    // MARK: MHD plumbing
+
+    private func queue(
+        _ response: HTTPResponse, _ exchange: Exchange, on connection: OpaquePointer, close: Bool = false
+    ) -> MHD_Result {
+        let response = dispatcher.finish(response, requestID: exchange.requestID)
+        let created = response.body.withUnsafeBytes { buf in
+            MHD_create_response_from_buffer(buf.count, UnsafeMutableRawPointer(mutating: buf.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        guard let mhd = created else { return .NO }
+        defer { MHD_destroy_response(mhd) }
+        for (name, value) in response.headers where Self.isSendable(name: name, value: value) {
+            _ = MHD_add_response_header(mhd, name, value)
+        }
+        if close { _ = MHD_add_response_header(mhd, "Connection", "close") }
+        return MHD_queue_response(connection, UInt32(clamping: response.status.rawValue), mhd)
+    }
+
+    /// Header fields a handler may set: no CR/LF/NUL (response splitting), and not the framing
+    /// fields MHD computes itself.
+    private static func isSendable(name: String, value: String) -> Bool {
+        if name.isEmpty || HTTPHeaders.same(name, "Content-Length") || HTTPHeaders.same(name, "Transfer-Encoding") {
+            return false
+        }
+        let bad: (UInt8) -> Bool = { $0 == 0x0d || $0 == 0x0a || $0 == 0 }
+        return !name.utf8.contains(where: { bad($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: " ") })
+            && !value.utf8.contains(where: bad)
+    }
+
+    static func headers(of connection: OpaquePointer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        withUnsafeMutablePointer(to: &headers) { p in
+            _ = MHD_get_connection_values(connection, .HEADER_KIND, { cls, _, key, value in
+                guard let cls, let key else { return .YES }
+                cls.assumingMemoryBound(to: HTTPHeaders.self).pointee
+                    .add(String(cString: key), value.map { String(cString: $0) } ?? "")
+                return .YES
+            }, p)
+        }
+        return headers
+    }
+
+    private static func announcesBody(_ headers: HTTPHeaders) -> Bool {
+        if headers.contains("Transfer-Encoding") { return true }
+        guard let length = headers["Content-Length"] else { return false }
+        return Int(length.trimmingOWS) != 0
+    }
+}
+
+// MARK: C entry points
+
+/// MHD_OPTION_URI_LOG_CALLBACK: the raw request target, before MHD percent-decodes it. Its
+/// return value becomes `*con_cls`.
+let uriLogCallback: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, OpaquePointer?) -> UnsafeMutableRawPointer? = { _, uri, _ in
+    let target = uri.map { String(cString: $0) } ?? "/"
+    return Unmanaged.passRetained(Exchange(rawTarget: target)).toOpaque()
+}
+
+let accessHandlerCallback: MHD_AccessHandlerCallback = { cls, connection, url, method, _, upload, uploadSize, conCls in
+    guard let cls, let connection, let method, let uploadSize, let conCls else { return .NO }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    let exchange: Exchange
+    if let existing = conCls.pointee {
+        exchange = Unmanaged<Exchange>.fromOpaque(existing).takeUnretainedValue()
+    } else {
+        // The URI log callback always runs first; this only guards against a future MHD.
+        exchange = Exchange(rawTarget: url.map { String(cString: $0) } ?? "/")
+        conCls.pointee = Unmanaged.passRetained(exchange).toOpaque()
+    }
+    return core.handle(connection, exchange, method: method, upload: upload, uploadSize: uploadSize)
+}
+
+/// MHD_OPTION_NOTIFY_COMPLETED: the response is sent or the connection failed; drop the state.
+let requestCompletedCallback: MHD_RequestCompletedCallback = { cls, _, conCls, _ in
+    guard let cls, let conCls, let raw = conCls.pointee else { return }
+    conCls.pointee = nil
+    let exchange = Unmanaged<Exchange>.fromOpaque(raw).takeRetainedValue()
+    if exchange.isDeferred {
+        Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+            .inFlightDeferred.subtract(1, ordering: .sequentiallyConsistent)
+    }
+}

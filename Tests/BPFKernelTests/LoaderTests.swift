@@ -1,0 +1,151 @@
+import BPFObject
+import BPFTestSupport
+import Foundation
+import Glibc
+import Testing
+
+@testable import BPFKernel
+
+/// Real loads of the fixtures into this kernel, read back through live views. Serialized: the
+/// arena fixtures map fixed addresses, which one process can hold only once at a time.
+@Suite("loader: real kernel loads", .serialized, .enabled(if: SysTestSupport.bpfPermitted, SysTestSupport.skipMessage))
+struct LoaderTests {
+    static func spec(_ fixture: String) throws -> ObjectSpec {
+        try ObjectSpec(elf: Fixtures.bytes(fixture), name: fixture)
+    }
+
+    static func int32(_ bytes: [UInt8]) -> Int32 {
+        bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }.littleEndian
+    }
+
+    static func le32(_ v: Int32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+
+    /// CONFIG_NR_CPUS as /proc/config.gz says, read independently of the loader's own parser.
+    static func configNRCPUs() throws -> Int32 {
+        let text = try Fixtures.run("/bin/sh", ["-c", "zcat /proc/config.gz | grep '^CONFIG_NR_CPUS='"]).get()
+        return try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("CONFIG_NR_CPUS=".count)))
+    }
+
+    @Test func globalsLoadRunAndReadBackThroughLiveViews() throws {
+        let obj = try Loader.load(Self.spec("globals"))
+        defer { obj.unload() }
+        #expect(Set(obj.programs.map(\.name)) == ["sys_first", "sys_second", "xdp_prog", "tc_prog"])  // tp_getpid: autoload off
+        #expect(obj.maps.allSatisfy { $0.id > 0 })
+        // Initial values are live before anything runs.
+        #expect(Self.int32(try obj.read(variable: "data_int")) == 1234)
+        #expect(Self.int32(try obj.read(variable: "cfg_limit")) == 100)
+        let first = try obj.run(program: "sys_first")
+        #expect(first.returnValue == 1399)
+        #expect(Self.int32(try obj.read(variable: "bss_int")) == 1399)
+        #expect(Self.int32(try obj.read(variable: "hidden_counter")) == 10)   // static: map without mmap? still readable
+        #expect(Self.int32(try obj.read(variable: "data_int")) == 1192)
+        let second = try obj.run(program: "sys_second")
+        #expect(second.returnValue == 267)
+        #expect(Self.int32(try obj.read(variable: "custom_val")) == 43)
+        // User-space writes are seen by the program; rodata is frozen.
+        try obj.write(variable: "custom_val", bytes: Self.le32(1000))
+        _ = try obj.run(program: "sys_second")
+        #expect(Self.int32(try obj.read(variable: "custom_val")) == 1001)
+        #expect(throws: LoaderError.readOnly(variable: "ro_u32", section: ".rodata")) {
+            try obj.write(variable: "ro_u32", bytes: [0, 0, 0, 0])
+        }
+    }
+
+    @Test func patchedRodataImageChangesWhatTheProgramComputes() throws {
+        let spec = try Self.spec("globals")
+        var image = try #require(spec.dataSection(named: ".rodata.cfg")).image
+        image.replaceSubrange(0..<4, with: Self.le32(7))
+        let obj = try Loader.load(spec, images: [".rodata.cfg": image])
+        defer { obj.unload() }
+        #expect(Self.int32(try obj.read(variable: "cfg_limit")) == 7)
+    }
+
+    @Test func arenaGlobalsKfuncsAndKconfig() throws {
+        let spec = try Self.spec("arena")
+        var image = try #require(spec.dataSection(named: ".addr_space.1")).image
+        image.replaceSubrange(0..<4, with: Self.le32(41))   // patch arena_counter before load
+        let obj = try Loader.load(spec, images: [".addr_space.1": image])
+        defer { obj.unload() }
+        #expect(obj.arenaAddress == 1 << 44)
+        #expect(Self.int32(try obj.read(variable: "arena_counter")) == 41)
+        let run = try obj.run(program: "arena_run")
+        #expect(run.returnValue == 0)
+        #expect(Self.int32(try obj.read(variable: "arena_counter")) == 42)
+        #expect(Self.int32(try obj.read(variable: "arena_zero")) == 0x5ac2)
+        #expect(Self.int32(try obj.read(variable: "nr_cpus_seen")) == (try Self.configNRCPUs()))
+        #expect(UInt32(bitPattern: Self.int32(try obj.read(variable: "kver_seen"))) == KernelVersion.code)
+        #expect(Self.int32(try obj.read(variable: "missing_kfunc_called")) == 0)
+        // The page the program allocated is inside our mapping, readable from user space.
+        let page = try obj.read(variable: "arena_page").withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        let arena = try #require(obj.arenaAddress)
+        #expect(page > arena && page < arena + 100 * 4096)
+    }
+
+    @Test func secondArenaAtTheSameAddressIsRefusedNotClobbered() throws {
+        let spec = try Self.spec("arena")
+        let first = try Loader.load(spec)
+        defer { first.unload() }
+        try first.write(variable: "arena_counter", bytes: Self.le32(555))
+        #expect(throws: LoaderError.arenaAddressInUse(map: "arena", address: 1 << 44, length: 100 * 4096)) {
+            try Loader.load(spec)
+        }
+        #expect(Self.int32(try first.read(variable: "arena_counter")) == 555)
+        first.unload()
+        let again = try Loader.load(spec)
+        again.unload()
+    }
+
+    @Test func mapKindsSlotsTailCallsAndCORE() throws {
+        let obj = try Loader.load(Self.spec("maps"))
+        defer { obj.unload() }
+        #expect(Set(obj.programs.map(\.name)) == ["tail_a", "tail_b", "dispatch", "on_switch", "dump_task"])
+        let packet = [UInt8](repeating: 0, count: 64)
+        #expect(try obj.run(program: "dispatch", data: packet).returnValue == 0xA)
+        try obj.write(variable: "tail_slot", bytes: Self.le32(2))
+        #expect(try obj.run(program: "dispatch", data: packet).returnValue == 0xB)
+        try obj.write(variable: "tail_slot", bytes: Self.le32(1))
+        #expect(try obj.run(program: "dispatch", data: packet).returnValue == UInt32(bitPattern: -1))
+        // The pinned-by-name map went to bpffs and is removed again by the test.
+        let pinned = "/sys/fs/bpf/pinned_hash"
+        #expect(FileManager.default.fileExists(atPath: pinned))
+        unlink(pinned)
+    }
+
+    @Test func unknownVariableAndUnloadedAccessAreTypedErrors() throws {
+        let obj = try Loader.load(Self.spec("globals"))
+        #expect(throws: LoaderError.unknownVariable("nope")) { try obj.read(variable: "nope") }
+        obj.unload()
+        #expect(throws: LoaderError.unloaded) { try obj.read(variable: "data_int") }
+        #expect(throws: LoaderError.unloaded) { try obj.run(program: "sys_first") }
+    }
+
+    /// Every load/unload cycle gives back its kernel objects: after 1,000 cycles none of the
+    /// map or program ids still exist, the arena range is unmapped, and the fd count is flat.
+    @Test func thousandLoadUnloadCyclesLeakNothing() throws {
+        let spec = try Self.spec("arena")
+        func fdCount() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+        func arenaMapped() -> Bool {
+            ((try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? "").contains("100000000000-")
+        }
+        let fdsBefore = fdCount()
+        var mapIDs: [UInt32] = [], progIDs: [UInt32] = []
+        for _ in 0..<1000 {
+            let obj = try Loader.load(spec)
+            mapIDs += obj.maps.map(\.id)
+            progIDs += obj.programs.map(\.id)
+            obj.unload()
+        }
+        #expect(!arenaMapped())
+        // Other suites run in parallel in this process, so allow a little movement.
+        #expect(abs(fdCount() - fdsBefore) < 16, "fds before \(fdsBefore), after \(fdCount())")
+        // The kernel frees maps asynchronously; give it a moment.
+        var alive = 0
+        for _ in 0..<50 {
+            alive = mapIDs.filter { (try? BPFSys.mapGetFDByID($0)) != nil }.count
+                + progIDs.filter { (try? BPFSys.progGetFDByID($0)) != nil }.count
+            if alive == 0 { break }
+            usleep(100_000)
+        }
+        #expect(alive == 0, "\(alive) kernel objects of unloaded loads are still alive")
+    }
+}
