@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // libelf from Debian (libelf-dev).
@@ -28,14 +29,18 @@ let package = Package(
         .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
         .target(name: "DepotStore", dependencies: ["BPFObject", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The service's operations (upload, patch, load, live values): store + parser + loader,
+        // no HTTP and no SQL of its own.
+        .target(name: "DepotCore", dependencies: ["BPFObject", "BPFKernel", "DepotStore"]),
         // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.
         .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
         // HTTP: server, routing, JSON, auth, problem+json.
-        .target(name: "DepotHTTP", dependencies: ["CMicroHTTPD", "BPFObject", "BPFKernel", "DepotStore"]),
+        .target(name: "DepotHTTP", dependencies: ["CMicroHTTPD", "BPFObject", "DepotCore"]),
         .executableTarget(
             name: "bpfdepot",
             dependencies: [
-                "BPFObject", "BPFKernel", "DepotStore", "DepotHTTP",
+                "BPFObject", "BPFKernel", "DepotStore", "DepotCore", "DepotHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Test-only helpers: compiling the BPF C fixtures.
@@ -43,7 +48,7 @@ let package = Package(
         .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
         .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
-        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotStore", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

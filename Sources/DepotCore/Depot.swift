@@ -1,0 +1,251 @@
+import BPFKernel
+import BPFObject
+import DepotStore
+import Foundation
+import Synchronization
+
+/// The service's operations: objects in the store, typed patches as new image revisions, loads
+/// into the kernel, live variables of loads. No HTTP and no SQL here: the store and the loader
+/// do the work; this type keeps the loaded objects and the parsed specs.
+public final class Depot: Sendable {
+    public let store: DepotStore
+    let pinRoot: String?
+    private let specs = Mutex<[String: ObjectSpec]>([:])
+    private let live = Mutex<[Int64: LoadedObject]>([:])
+
+    /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`.
+    public init(store: DepotStore, pinRoot: String? = nil) {
+        self.store = store
+        self.pinRoot = pinRoot
+    }
+
+    // MARK: objects
+
+    /// Parses and stores an object; the same bytes again return the existing one.
+    public func upload(elf: [UInt8], name: String?) throws(DepotError) -> (ObjectView, created: Bool) {
+        let objectName = name.flatMap { $0.isEmpty ? nil : $0 } ?? "object"
+        let spec: ObjectSpec
+        do { spec = try ObjectSpec(elf: elf, name: ObjectSpec.objectName(forPath: objectName)) } catch {
+            throw .invalidObject(error)
+        }
+        let (stored, created) = try storeCall { () throws(StoreError) in try store.putObject(elf: elf, name: objectName, spec: spec) }
+        if created { specs.withLock { $0[stored.id] = spec } }
+        return (ObjectView(object: stored, spec: try self.spec(stored.id)), created)
+    }
+
+    public func objects(limit: Int, after: String?) throws(DepotError) -> [ObjectView] {
+        let list = try storeCall { () throws(StoreError) in try store.objects(limit: limit, afterID: after) }
+        var out: [ObjectView] = []
+        for o in list { out.append(ObjectView(object: o, spec: try spec(o.id))) }
+        return out
+    }
+
+    public func object(id: String) throws(DepotError) -> ObjectView {
+        let o = try storeCall { () throws(StoreError) in try store.object(id: id) }
+        return ObjectView(object: o, spec: try spec(id))
+    }
+
+    public func elf(id: String) throws(DepotError) -> [UInt8] {
+        try storeCall { () throws(StoreError) in try store.elf(objectID: id) }
+    }
+
+    public func deleteObject(id: String) throws(DepotError) {
+        try storeCall { () throws(StoreError) in try store.deleteObject(id: id) }
+        specs.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
+    /// The parsed spec of a stored object (parsed once per process).
+    func spec(_ id: String) throws(DepotError) -> ObjectSpec {
+        if let s = specs.withLock({ $0[id] }) { return s }
+        let elf = try storeCall { () throws(StoreError) in try store.elf(objectID: id) }
+        let o = try storeCall { () throws(StoreError) in try store.object(id: id) }
+        let spec: ObjectSpec
+        do { spec = try ObjectSpec(elf: elf, name: ObjectSpec.objectName(forPath: o.name)) } catch { throw .invalidObject(error) }
+        specs.withLock { $0[id] = spec }
+        return spec
+    }
+
+    /// The spec with a revision's images in place.
+    func spec(_ id: String, revision: Int?) throws(DepotError) -> (ObjectSpec, revision: Int) {
+        var spec = try self.spec(id)
+        let rev: Int
+        if let revision { rev = revision } else {
+            rev = try storeCall { () throws(StoreError) in try store.object(id: id) }.currentRevision
+        }
+        let images = try storeCall { () throws(StoreError) in try store.images(objectID: id, revision: rev) }
+        for image in images {
+            if let i = spec.dataSections.firstIndex(where: { $0.name == image.name }) { spec.dataSections[i].image = image.bytes }
+        }
+        return (spec, rev)
+    }
+
+    // MARK: variables and images
+
+    public func variables(objectID: String, revision: Int?, names: [String]? = nil) throws(DepotError) -> (values: [VariableView], revision: Int) {
+        let (spec, rev) = try spec(objectID, revision: revision)
+        var out: [VariableView] = []
+        let wanted = names ?? spec.variables.map(\.name)
+        for n in wanted {
+            guard let v = spec.variable(named: n) else { throw .unknownVariable(name: n, objectID: objectID) }
+            out.append(VariableView(spec: v, value: (try? spec.initialValue(of: v)) ?? .null))
+        }
+        return (out, rev)
+    }
+
+    /// Encodes every named value through BTF into one new revision; all or nothing.
+    public func patch(objectID: String, values: [(String, JSONValue)], expectedRevision: Int?) throws(DepotError) -> (ObjectView, revision: Int) {
+        guard !values.isEmpty else { throw .emptyPatch }
+        var (spec, rev) = try spec(objectID, revision: nil)
+        if let expectedRevision, expectedRevision != rev {
+            throw .store(.revisionConflict(objectID: objectID, expected: expectedRevision, current: rev))
+        }
+        let before = spec.dataSections
+        for (name, value) in values {
+            guard spec.variable(named: name) != nil else { throw .unknownVariable(name: name, objectID: objectID) }
+            do { try spec.patch(variable: name, with: value) } catch { throw .badValue(error) }
+        }
+        let changed = zip(before, spec.dataSections).filter { $0.image != $1.image }.map(\.0.name)
+        let change = JSONValue.object([
+            ("variables", .object(values)),
+            ("sections", .array(changed.map { .string($0) })),
+        ]).text
+        let newRev = try storeCall { () throws(StoreError) in
+            try store.addRevision(objectID: objectID, images: [SectionImage](spec), change: change, expectedCurrent: rev)
+        }
+        return (try object(id: objectID), newRev)
+    }
+
+    public func image(objectID: String, section: String, revision: Int?) throws(DepotError) -> (bytes: [UInt8], revision: Int) {
+        let (spec, rev) = try spec(objectID, revision: revision)
+        guard let ds = spec.dataSection(named: section) else { throw .unknownSection(name: section, objectID: objectID) }
+        return (ds.image, rev)
+    }
+
+    /// Raw bytes at an offset of one section image → a new revision.
+    public func writeImage(objectID: String, section: String, offset: Int, bytes: [UInt8], expectedRevision: Int?) throws(DepotError) -> Int {
+        let (spec, rev) = try spec(objectID, revision: nil)
+        if let expectedRevision, expectedRevision != rev {
+            throw .store(.revisionConflict(objectID: objectID, expected: expectedRevision, current: rev))
+        }
+        guard let i = spec.dataSections.firstIndex(where: { $0.name == section }) else {
+            throw .unknownSection(name: section, objectID: objectID)
+        }
+        var sections = spec.dataSections
+        let size = sections[i].image.count
+        guard offset >= 0, bytes.count <= size, offset <= size - bytes.count else {
+            throw .imageWriteOutOfBounds(section: section, offset: offset, length: bytes.count, size: size)
+        }
+        sections[i].image.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+        let change = JSONValue.object([("section", .string(section)), ("offset", .int(Int64(offset))), ("length", .int(Int64(bytes.count)))]).text
+        return try storeCall { () throws(StoreError) in
+            try store.addRevision(objectID: objectID, images: sections.map { SectionImage($0) }, change: change, expectedCurrent: rev)
+        }
+    }
+
+    public func revisions(objectID: String) throws(DepotError) -> [ImageRevision] {
+        try storeCall { () throws(StoreError) in try store.revisions(objectID: objectID) }
+    }
+
+    // MARK: loads
+
+    public func load(objectID: String, revision: Int?) throws(DepotError) -> LoadView {
+        let (spec, rev) = try spec(objectID, revision: revision)
+        // The row comes first so the pin directory can carry its id; a failed load marks it.
+        let record = try storeCall { () throws(StoreError) in try store.createLoad(objectID: objectID, revision: rev, state: .failed) }
+        var options = LoadOptions()
+        if let pinRoot { options.pinDirectory = "\(pinRoot)/\(record.id)" }
+        let obj: LoadedObject
+        do { obj = try Loader.load(spec, options: options) } catch { throw .load(error) }
+        let ids = JSONValue.object([
+            ("maps", .object(obj.maps.map { ($0.spec.name, .uint(UInt64($0.id))) })),
+            ("programs", .object(obj.programs.map { ($0.name, .uint(UInt64($0.id))) })),
+        ]).text
+        let updated: LoadRecord
+        do {
+            _ = try store.updateLoad(id: record.id, state: .loaded, kernelIDs: ids)
+            updated = try store.load(id: record.id)
+        } catch {
+            obj.unload()
+            throw .store(error)
+        }
+        live.withLock { $0[record.id] = obj }
+        return LoadView(record: updated, object: obj)
+    }
+
+    public func loads(limit: Int, after: Int64?) throws(DepotError) -> [LoadView] {
+        let records = try storeCall { () throws(StoreError) in try store.loads(limit: limit, afterID: after) }
+        let objects = live.withLock { $0 }
+        return records.map { LoadView(record: $0, object: objects[$0.id]) }
+    }
+
+    public func loadInfo(id: Int64) throws(DepotError) -> LoadView {
+        let record = try storeCall { () throws(StoreError) in try store.load(id: id) }
+        return LoadView(record: record, object: live.withLock { $0[id] })
+    }
+
+    public func unload(id: Int64) throws(DepotError) {
+        _ = try storeCall { () throws(StoreError) in try store.load(id: id) }
+        let obj = live.withLock { $0.removeValue(forKey: id) }
+        obj?.unload()
+        try storeCall { () throws(StoreError) in _ = try store.updateLoad(id: id, state: .unloaded) }
+    }
+
+    /// The live object of a load: cheap, no store access (for pollers).
+    public func loaded(_ id: Int64) throws(DepotError) -> LoadedObject {
+        guard let obj = live.withLock({ $0[id] }) else { throw .loadNotActive(id: id) }
+        return obj
+    }
+
+    /// Live typed values of a load's variables, read straight from mapped memory.
+    public func liveVariables(loadID: Int64, names: [String]?) throws(DepotError) -> [VariableView] {
+        let obj = try loaded(loadID)
+        guard let btf = obj.spec.btf else { return [] }
+        let decoder = BTFValueDecoder(btf: btf)
+        var out: [VariableView] = []
+        for n in names ?? obj.spec.variables.map(\.name) {
+            guard let v = obj.spec.variable(named: n) else { throw .unknownVariable(name: n, objectID: obj.spec.name) }
+            let bytes: [UInt8]
+            do { bytes = try obj.read(variable: n) } catch { throw .load(error) }
+            out.append(VariableView(spec: v, value: (try? decoder.decode(v.btfTypeID, bytes[...])) ?? .null))
+        }
+        return out
+    }
+
+    /// Writes typed values into a live load (all are encoded before any is written).
+    public func writeLive(loadID: Int64, values: [(String, JSONValue)]) throws(DepotError) -> [VariableView] {
+        guard !values.isEmpty else { throw .emptyPatch }
+        let obj = try loaded(loadID)
+        guard let btf = obj.spec.btf else { throw .liveValue(name: values[0].0, reason: "object has no BTF") }
+        var writes: [(String, [UInt8])] = []
+        for (name, value) in values {
+            guard let v = obj.spec.variable(named: name) else { throw .unknownVariable(name: name, objectID: obj.spec.name) }
+            if v.sectionKind == .rodata || v.sectionKind == .kconfig { throw .readOnlyVariable(name: name, section: v.section) }
+            var bytes: [UInt8]
+            do { bytes = try obj.read(variable: name) } catch { throw .load(error) }
+            do {
+                try BTFValueEncoder(btf: btf).encode(value, as: v.btfTypeID, into: &bytes, at: 0, path: name)
+            } catch {
+                throw .badValue(.encode(error))
+            }
+            writes.append((name, bytes))
+        }
+        for (name, bytes) in writes {
+            do { try obj.write(variable: name, bytes: bytes) } catch { throw .load(error) }
+        }
+        return try liveVariables(loadID: loadID, names: values.map(\.0))
+    }
+
+    public func run(loadID: Int64, program: String, data: [UInt8], context: [UInt8], repeat repetitions: UInt32) throws(DepotError) -> ProgramTestRunResult {
+        let obj = try loaded(loadID)
+        guard obj.program(named: program) != nil else { throw .unknownProgram(name: program, loadID: loadID) }
+        do {
+            return try obj.run(program: program, data: data, context: context, contextOutSize: context.count, repeat: repetitions)
+        } catch {
+            throw .load(error)
+        }
+    }
+
+    private func storeCall<R>(_ body: () throws(StoreError) -> R) throws(DepotError) -> R {
+        do { return try body() } catch { throw .store(error) }
+    }
+}

@@ -1,0 +1,70 @@
+import BPFKernel
+import BPFObject
+import DepotCore
+import DepotStore
+
+/// Each service error mapped to one problem, once.
+extension DepotError: HTTPProblemConvertible {
+    public var problem: HTTPProblem {
+        let detail = description
+        switch self {
+        case .invalidObject:
+            return HTTPProblem(status: .unprocessableContent, type: "invalid-object", detail: detail)
+        case .store(let e):
+            switch e {
+            case .objectNotFound, .revisionNotFound, .loadNotFound:
+                return HTTPProblem(status: .notFound, type: "not-found", detail: detail)
+            case .revisionConflict(_, let expected, let current):
+                return HTTPProblem(status: .preconditionFailed, type: "stale-revision", detail: detail,
+                                   extensions: [("expectedRevision", .int(Int64(expected))), ("currentRevision", .int(Int64(current)))])
+            case .objectLoaded, .loadStillLoaded, .pinDirectoryInUse:
+                return HTTPProblem(status: .conflict, type: "conflict", detail: detail)
+            case .busy:
+                return HTTPProblem(status: .serviceUnavailable, type: "busy", detail: detail, headers: ["Retry-After": "1"])
+            case .invalidLimit:
+                return HTTPProblem(status: .badRequest, type: "bad-parameter", detail: detail)
+            case .emptyObject, .emptySectionName, .duplicateSection, .missingSection, .unexpectedSection,
+                 .sectionSizeMismatch, .invalidKernelIDs, .emptyPinDirectory:
+                return HTTPProblem(status: .unprocessableContent, type: "invalid-request", detail: detail)
+            default:
+                return HTTPProblem(status: .internalServerError, type: "store-failure", detail: detail)
+            }
+        case .unknownVariable(let name, _):
+            return HTTPProblem(status: .unprocessableContent, type: "unknown-variable", detail: detail, extensions: [("variable", .string(name))])
+        case .unknownSection(let name, _):
+            return HTTPProblem(status: .notFound, type: "unknown-section", detail: detail, extensions: [("section", .string(name))])
+        case .badValue(let e):
+            var ext: [(String, JSONValue)] = []
+            if case .encode(let enc) = e { ext = [("variable", .string(enc.path)), ("expectedType", .string(enc.typeName))] }
+            if case .unknownVariable(let n) = e { ext = [("variable", .string(n))] }
+            return HTTPProblem(status: .unprocessableContent, type: "bad-value", detail: detail, extensions: ext)
+        case .imageWriteOutOfBounds:
+            return HTTPProblem(status: .unprocessableContent, type: "out-of-bounds", detail: detail)
+        case .emptyPatch:
+            return HTTPProblem(status: .unprocessableContent, type: "empty-patch", detail: detail)
+        case .load(let e):
+            switch e {
+            case .verifier(let v):
+                return HTTPProblem(status: .unprocessableContent, type: "verifier-rejected", detail: detail,
+                                   extensions: [("program", .string(v.programName)), ("errno", .int(Int64(v.errno))),
+                                                ("log", .string(v.log)), ("logTruncated", .bool(v.logTruncated))])
+            case .arenaAddressInUse:
+                return HTTPProblem(status: .conflict, type: "arena-address-in-use", detail: detail)
+            case .readOnly, .unloaded:
+                return HTTPProblem(status: .conflict, type: "conflict", detail: detail)
+            case .unknownVariable, .unknownProgram:
+                return HTTPProblem(status: .notFound, type: "not-found", detail: detail)
+            default:
+                return HTTPProblem(status: .unprocessableContent, type: "load-failed", detail: detail)
+            }
+        case .loadNotActive:
+            return HTTPProblem(status: .conflict, type: "not-loaded", detail: detail)
+        case .unknownProgram:
+            return HTTPProblem(status: .notFound, type: "not-found", detail: detail)
+        case .readOnlyVariable:
+            return HTTPProblem(status: .conflict, type: "read-only", detail: detail)
+        case .liveValue:
+            return HTTPProblem(status: .unprocessableContent, type: "bad-value", detail: detail)
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import BPFObject
+import DepotCore
+import Foundation
+
+/// The `/v1` API over a `Depot`. Handlers decode, call the domain, encode; reads of live memory
+/// run on MHD's thread, everything touching SQLite or the kernel loader is deferred.
+public enum DepotRoutes {
+    public static func router(depot: Depot, openAPI: String) -> Router {
+        var r = Router()
+        r.get("/healthz", .immediate { _ in .json(.object([("status", .string("ok"))])) })
+        r.get("/openapi.yaml", .immediate { _ in .text(openAPI, headers: ["Content-Type": "application/yaml"]) })
+
+        // Objects
+        r.post("/v1/objects", .deferred { req in
+            guard !req.body.isEmpty else {
+                throw HTTPProblem(status: .unprocessableContent, type: "invalid-object", detail: "expected the bytes of a BPF ELF object, found an empty body")
+            }
+            let (view, created) = try depot.upload(elf: req.body, name: req.query["name"])
+            var headers: HTTPHeaders = ["ETag": revisionTag(view.object.currentRevision).headerValue]
+            if created { headers.set("Location", "/v1/objects/\(view.object.id)") }
+            return .json(view.json, status: created ? .created : .ok, headers: headers)
+        })
+        r.get("/v1/objects", .deferred { req in
+            let limit = try intParameter(req, "limit", default: 100, range: 1...1000)
+            let objects = try depot.objects(limit: limit, after: req.query["after"])
+            var members: [(String, JSONValue)] = [("objects", .array(objects.map(\.json)))]
+            if objects.count == limit, let last = objects.last { members.append(("next", .string("/v1/objects?limit=\(limit)&after=\(last.object.id)"))) }
+            return .json(.object(members))
+        })
+        r.get("/v1/objects/{id}", .deferred { req in
+            let view = try depot.object(id: try req.pathParameter("id"))
+            return .json(view.json, headers: ["ETag": revisionTag(view.object.currentRevision).headerValue])
+        })
+        r.get("/v1/objects/{id}/elf", .deferred { req in
+            .bytes(try depot.elf(id: try req.pathParameter("id")), contentType: "application/x-elf")
+        })
+        r.delete("/v1/objects/{id}", .deferred { req in
+            try depot.deleteObject(id: try req.pathParameter("id"))
+            return .noContent
+        })
+
+        // Variables and images of stored revisions
+        r.get("/v1/objects/{id}/variables", .deferred { req in
+            let (values, rev) = try depot.variables(objectID: try req.pathParameter("id"), revision: try revisionParameter(req),
+                                                    names: namesParameter(req))
+            return .json(.object([("revision", .int(Int64(rev))), ("variables", .array(values.map(\.json)))]))
+        })
+        r.get("/v1/objects/{id}/variables/{name}", .deferred { req in
+            let name = try req.pathParameter("name")
+            do {
+                let (values, rev) = try depot.variables(objectID: try req.pathParameter("id"), revision: try revisionParameter(req), names: [name])
+                var json = values[0].json
+                if case .object(var m) = json { m.append(("revision", .int(Int64(rev)))); json = .object(m) }
+                return .json(json)
+            } catch DepotError.unknownVariable(let n, let o) {
+                throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "object \(o) has no variable named '\(n)'")
+            }
+        })
+        r.patch("/v1/objects/{id}/variables", .deferred { req in
+            let id = try req.pathParameter("id")
+            let values = try objectBody(req)
+            let (view, rev) = try depot.patch(objectID: id, values: values, expectedRevision: try ifMatchRevision(req))
+            return .json(.object([("revision", .int(Int64(rev))), ("object", view.json)]), headers: ["ETag": revisionTag(rev).headerValue])
+        })
+        r.get("/v1/objects/{id}/images/{section}", .deferred { req in
+            let (bytes, rev) = try depot.image(objectID: try req.pathParameter("id"), section: try req.pathParameter("section"),
+                                               revision: try revisionParameter(req))
+            return .bytes(bytes, headers: ["ETag": revisionTag(rev).headerValue])
+        })
+        r.put("/v1/objects/{id}/images/{section}", .deferred { req in
+            let offset = try intParameter(req, "offset", default: 0, range: 0...Int(Int32.max))
+            let rev = try depot.writeImage(objectID: try req.pathParameter("id"), section: try req.pathParameter("section"),
+                                           offset: offset, bytes: req.body, expectedRevision: try ifMatchRevision(req))
+            return .json(.object([("revision", .int(Int64(rev)))]), headers: ["ETag": revisionTag(rev).headerValue])
+        })
+        r.get("/v1/objects/{id}/revisions", .deferred { req in
+            let revs = try depot.revisions(objectID: try req.pathParameter("id"))
+            return .json(.object([("revisions", .array(revs.map { rev in
+                let change = (try? JSONValue(parsing: rev.change)) ?? .string(rev.change)
+                return .object([("revision", .int(Int64(rev.revision))), ("created", .string(Timestamps.iso8601(rev.created))), ("change", change)])
+            }))]))
+        })
+
+        // Loads
+        r.post("/v1/objects/{id}/loads", .deferred { req in
+            var revision: Int?
+            if !req.body.isEmpty {
+                let body = try jsonBody(req)
+                guard case .object(let m) = body else { throw badBody("expected an object like {\"revision\": 2}") }
+                for (k, v) in m {
+                    guard k == "revision" else { throw badBody("unknown member '\(k)'; expected only 'revision'") }
+                    guard case .int(let n) = v.normalizedInt, n > 0, n <= Int64(Int32.max) else { throw badBody("'revision' must be a positive integer") }
+                    revision = Int(n)
+                }
+            }
+            let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision)
+            return .json(view.json, status: .created, headers: ["Location": "/v1/loads/\(view.record.id)"])
+        })
+        r.get("/v1/loads", .deferred { req in
+            let limit = try intParameter(req, "limit", default: 100, range: 1...1000)
+            let after = try req.query["after"].map { s throws(HTTPProblem) -> Int64 in
+                guard let v = Int64(s), v >= 0 else { throw badParameter("after", "a load id", s) }
+                return v
+            }
+            return .json(.object([("loads", .array(try depot.loads(limit: limit, after: after).map(\.json)))]))
+        })
+        r.get("/v1/loads/{id}", .deferred { req in .json(try depot.loadInfo(id: try loadID(req)).json) })
+        r.delete("/v1/loads/{id}", .deferred { req in
+            try depot.unload(id: try loadID(req))
+            return .noContent
+        })
+        // Live values: straight from mapped memory, answered on MHD's thread.
+        r.get("/v1/loads/{id}/variables", .immediate { req in
+            let values = try depot.liveVariables(loadID: try loadID(req), names: namesParameter(req))
+            let body = JSONValue.object([("variables", .array(values.map(\.json)))])
+            return HTTPResponse.conditional(req, etag: contentTag(body)) { .json(body) }
+        })
+        r.get("/v1/loads/{id}/variables/{name}", .immediate { req in
+            let name = try req.pathParameter("name")
+            let values: [VariableView]
+            do {
+                values = try depot.liveVariables(loadID: try loadID(req), names: [name])
+            } catch DepotError.unknownVariable(let n, _) {
+                throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
+            }
+            let body = values[0].json
+            return HTTPResponse.conditional(req, etag: contentTag(body)) { .json(body) }
+        })
+        r.patch("/v1/loads/{id}/variables", .immediate { req in
+            let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
+            return .json(.object([("variables", .array(values.map(\.json)))]))
+        })
+        r.post("/v1/loads/{id}/programs/{name}/run", .deferred { req in
+            var repetitions: UInt32 = 1
+            var data: [UInt8] = [], context: [UInt8] = []
+            if !req.body.isEmpty {
+                guard case .object(let m) = try jsonBody(req) else { throw badBody("expected an object like {\"repeat\": 1, \"data\": \"<base64>\"}") }
+                for (k, v) in m {
+                    switch k {
+                    case "repeat":
+                        guard case .int(let n) = v.normalizedInt, n >= 1, n <= 1_000_000 else { throw badBody("'repeat' must be an integer from 1 to 1000000") }
+                        repetitions = UInt32(n)
+                    case "data", "ctx":
+                        guard case .string(let s) = v, let d = Data(base64Encoded: s), d.count <= 1 << 20 else {
+                            throw badBody("'\(k)' must be base64 of at most 1 MiB")
+                        }
+                        if k == "data" { data = [UInt8](d) } else { context = [UInt8](d) }
+                    default:
+                        throw badBody("unknown member '\(k)'; expected 'repeat', 'data' or 'ctx'")
+                    }
+                }
+            }
+            let r = try depot.run(loadID: try loadID(req), program: try req.pathParameter("name"), data: data, context: context, repeat: repetitions)
+            return .json(.object([
+                ("retval", .int(Int64(Int32(bitPattern: r.returnValue)))),
+                ("durationNs", .int(Int64(r.duration))),
+                ("data", .string(Data(r.dataOut).base64EncodedString())),
+                ("ctx", .string(Data(r.contextOut).base64EncodedString())),
+            ]))
+        })
+        return r
+    }
+
+    // MARK: decoding helpers
+
+    static func revisionTag(_ rev: Int) -> EntityTag { EntityTag(String(rev)) }
+
+    /// A cheap content tag for pollers (FNV-1a over the JSON text).
+    static func contentTag(_ body: JSONValue) -> EntityTag {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in body.text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return EntityTag(String(h, radix: 16), weak: true)
+    }
+
+    static func badBody(_ detail: String) -> HTTPProblem {
+        HTTPProblem(status: .unprocessableContent, type: "invalid-body", detail: detail)
+    }
+
+    static func badParameter(_ name: String, _ expected: String, _ found: String) -> HTTPProblem {
+        HTTPProblem(status: .badRequest, type: "bad-parameter", detail: "query parameter '\(name)': expected \(expected), found '\(found)'")
+    }
+
+    static func jsonBody(_ req: HTTPRequest) throws(HTTPProblem) -> JSONValue {
+        do { return try JSONValue(parsing: req.body) } catch {
+            throw HTTPProblem(status: .badRequest, type: "invalid-json", detail: "\(error)")
+        }
+    }
+
+    /// `{"name": value, ...}` in order.
+    static func objectBody(_ req: HTTPRequest) throws(HTTPProblem) -> [(String, JSONValue)] {
+        guard case .object(let m) = try jsonBody(req) else {
+            throw badBody("expected a JSON object of variable names to values")
+        }
+        return m
+    }
+
+    static func intParameter(_ req: HTTPRequest, _ name: String, default value: Int, range: ClosedRange<Int>) throws(HTTPProblem) -> Int {
+        guard let s = req.query[name] else { return value }
+        guard let v = Int(s), range.contains(v) else { throw badParameter(name, "an integer in \(range.lowerBound)...\(range.upperBound)", s) }
+        return v
+    }
+
+    static func revisionParameter(_ req: HTTPRequest) throws(HTTPProblem) -> Int? {
+        guard req.query["revision"] != nil else { return nil }
+        return try intParameter(req, "revision", default: 1, range: 1...Int(Int32.max))
+    }
+
+    static func namesParameter(_ req: HTTPRequest) -> [String]? {
+        guard let s = req.query["names"], !s.isEmpty else { return nil }
+        return s.split(separator: ",").map(String.init)
+    }
+
+    static func loadID(_ req: HTTPRequest) throws(HTTPProblem) -> Int64 {
+        let s = try req.pathParameter("id")
+        guard let v = Int64(s), v > 0 else {
+            throw HTTPProblem(status: .notFound, type: "not-found", detail: "expected a load id (a positive integer), found '\(s)'")
+        }
+        return v
+    }
+
+    /// `If-Match: "3"` names the revision a patch is based on.
+    static func ifMatchRevision(_ req: HTTPRequest) throws(HTTPProblem) -> Int? {
+        guard let condition = try req.ifMatch() else { return nil }
+        guard case .tags(let tags) = condition else { return nil }
+        guard tags.count == 1, let rev = Int(tags[0].opaque), rev > 0 else {
+            throw HTTPProblem(status: .badRequest, type: "bad-precondition", detail: "expected If-Match with one revision tag like \"3\", found \(req.headers["If-Match"] ?? "")")
+        }
+        return rev
+    }
+}
+
+extension JSONValue {
+    /// Integers given as .uint or integral .double, seen as .int when they fit.
+    var normalizedInt: JSONValue {
+        switch self {
+        case .uint(let u) where u <= UInt64(Int64.max): return .int(Int64(u))
+        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return .int(Int64(d))
+        default: return self
+        }
+    }
+}
