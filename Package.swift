@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libelf from Debian (libelf-dev).
@@ -28,7 +29,9 @@ let package = Package(
         // Everything that touches the kernel.
         .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
-        .target(name: "DepotStore", dependencies: ["BPFObject", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "DepotStore", dependencies: [
+            "BPFObject", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The service's operations (upload, patch, load, live values): store + parser + loader,
         // no HTTP and no SQL of its own.
         .target(name: "DepotCore", dependencies: ["BPFObject", "BPFKernel", "DepotStore"]),

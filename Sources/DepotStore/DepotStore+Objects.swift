@@ -15,7 +15,7 @@ extension DepotStore {
         guard !elf.isEmpty else { throw .emptyObject }
         try Self.checkSectionNames(images)
         // Hash before taking the write lock: 16 MiB takes tens of milliseconds.
-        let id = SHA256.hexDigest(elf)
+        let id = Digest.sha256Hex(elf)
         if let existing = try read("find object", { db in try Self.fetchObject(db, id: id) }) {
             return (existing, false)
         }

@@ -20,7 +20,7 @@ public struct Migration: Sendable, Equatable {
         self.sql = sql
     }
 
-    var sha256: String { SHA256.hexDigest(Array(sql.utf8)) }
+    var sha256: String { Digest.sha256Hex(Array(sql.utf8)) }
 }
 
 /// Applies embedded migrations to one database.

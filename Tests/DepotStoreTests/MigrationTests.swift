@@ -11,7 +11,7 @@ import Testing
         let store = try tmp.open()
         let applied = try store.appliedMigrations()
         #expect(applied.map(\.name) == DepotStore.knownMigrations)
-        #expect(applied.map(\.sha256) == Migration.embedded.map { SHA256.hexDigest(Array($0.sql.utf8)) })
+        #expect(applied.map(\.sha256) == Migration.embedded.map { Digest.sha256Hex(Array($0.sql.utf8)) })
         #expect(try store.rowCount("schema_migrations") == Migration.embedded.count)
         #expect(try store.pendingMigrations() == [])
         let tables = try store.readStrings(

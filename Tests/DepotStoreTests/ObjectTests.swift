@@ -14,7 +14,7 @@ import Testing
         let (object, created) = try store.putObject(elf: elf, name: "globals", spec: spec)
 
         #expect(created)
-        #expect(object.id == SHA256.hexDigest(elf))
+        #expect(object.id == Digest.sha256Hex(elf))
         #expect(object.id.count == 64)
         #expect(object.name == "globals")
         #expect(object.size == elf.count)

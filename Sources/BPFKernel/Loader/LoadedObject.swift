@@ -28,7 +28,7 @@ public final class LoadedObject: Sendable {
     /// The bpffs directory this load is pinned under, if any.
     public let pinDirectory: String?
     let btfFD: BPFFD?
-    private let state = Mutex<Bool>(true)
+    private let state = LiveState()
 
     init(spec: ObjectSpec, maps: [LoadedMap], programs: [LoadedProgram], arenaDataOffset: UInt64,
          pinDirectory: String?, btfFD: BPFFD?) {
@@ -40,7 +40,7 @@ public final class LoadedObject: Sendable {
         self.btfFD = btfFD
     }
 
-    public var isLoaded: Bool { state.withLock { $0 } }
+    public var isLoaded: Bool { state.isLoaded }
 
     /// The arena's user-space start address, if the object has an arena.
     public var arenaAddress: UInt64? {
@@ -147,18 +147,20 @@ public final class LoadedObject: Sendable {
         }
     }
 
+    /// Reads, writes and runs share the object; only `unload` excludes them, so a long test run
+    /// never stalls a poller's read.
     private func withLive<R>(_ body: () throws(LoaderError) -> R) throws(LoaderError) -> R {
-        try state.withLock { (loaded: inout Bool) throws(LoaderError) -> R in
-            guard loaded else { throw .unloaded }
+        try state.shared { () throws(LoaderError) -> R in
+            guard state.isLoadedUnlocked else { throw .unloaded }
             return try body()
         }
     }
 
     /// Releases every fd and mapping, and removes this load's pins. Idempotent.
     public func unload() {
-        state.withLock { loaded in
-            guard loaded else { return }
-            loaded = false
+        state.exclusive {
+            guard state.isLoadedUnlocked else { return }
+            state.isLoadedUnlocked = false
             if let dir = pinDirectory { Pinning.removeLoadPins(directory: dir, maps: maps, programs: programs) }
             for p in programs { p.fd.close() }
             for m in maps {
@@ -170,4 +172,36 @@ public final class LoadedObject: Sendable {
     }
 
     deinit { unload() }
+}
+
+/// A reader-writer lock around "still loaded": live accesses are readers, unload the writer.
+final class LiveState: @unchecked Sendable {
+    // @unchecked: `isLoadedUnlocked` is only touched under `lock` (read under shared, written
+    // under exclusive); pthread_rwlock_t must not move, so it lives in its own allocation.
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    var isLoadedUnlocked = true
+
+    init() {
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    var isLoaded: Bool { shared { isLoadedUnlocked } }
+
+    func shared<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    func exclusive<R>(_ body: () -> R) -> R {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return body()
+    }
 }
