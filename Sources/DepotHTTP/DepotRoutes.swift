@@ -8,7 +8,7 @@ public enum DepotRoutes {
     public static func router(depot: Depot, openAPI: String) -> Router {
         var r = Router()
         r.get("/healthz", .immediate { _ in .json(.object([("status", .string("ok"))])) })
-        r.get("/openapi.yaml", .immediate { _ in .text(openAPI, headers: ["Content-Type": "application/yaml"]) })
+        r.get("/openapi.yaml", .immediate { _ in .bytes(Array(openAPI.utf8), contentType: "application/yaml") })
 
         // Objects
         r.post("/v1/objects", .deferred { req in

@@ -106,7 +106,7 @@ public struct BTFValueDecoder: Sendable {
         switch t.kind {
         case .int(let sz, let enc, _, let nbits):
             signed = enc & 1 != 0
-            if bits == 0 { bits = Int(nbits == 0 ? UInt8(sz * 8) : nbits) }
+            if bits == 0 { bits = nbits == 0 ? Int(sz) * 8 : Int(nbits) }
         case .enumeration(let sz, let s, _), .enum64(let sz, let s, _):
             signed = s
             if bits == 0 { bits = Int(sz) * 8 }

@@ -1,0 +1,159 @@
+import Glibc
+
+/// Turns run.sh's collected lines into RESULTS.md's Markdown.
+///
+/// results.tsv: `IMPL OP NAME N COLD_US MEDIAN_US P90_US MIN_US` (bpfdepot-bench, libbpf_bench)
+/// callgrind.tsv: `IMPL NAME N IR` (IR: instructions inside the toggled region for N parses)
+/// meta.tsv: `KEY VALUE`, printed in order as the header list.
+struct Report {
+    struct Timing {
+        let n: Int
+        let cold, median, p90, min: Double
+    }
+
+    var meta: [(String, String)] = []
+    /// [op][impl][fixture]
+    var timings: [String: [String: [String: Timing]]] = [:]
+    /// [impl][fixture] → instructions per parse
+    var instructions: [String: [String: Double]] = [:]
+    /// Implementations and fixtures in first-seen order; "ours" first.
+    var impls: [String] = ["ours"]
+    var fixtures: [String] = []
+    var callgrindFixtures: [String] = []
+
+    init(results: String, callgrind: String, meta: String) {
+        for f in Self.rows(meta) where f.count >= 2 { self.meta.append((f[0], f[1...].joined(separator: "\t"))) }
+        for f in Self.rows(results) where f.count >= 8 {
+            guard let n = Int(f[3]), let c = Double(f[4]), let m = Double(f[5]), let p = Double(f[6]), let lo = Double(f[7]) else { continue }
+            note(impl: f[0], fixture: f[2])
+            timings[f[1], default: [:]][f[0], default: [:]][f[2]] = Timing(n: n, cold: c, median: m, p90: p, min: lo)
+        }
+        for f in Self.rows(callgrind) where f.count >= 4 {
+            guard let n = Int(f[2]), n > 0, let ir = Double(f[3]) else { continue }
+            note(impl: f[0], fixture: f[1])
+            if !callgrindFixtures.contains(f[1]) { callgrindFixtures.append(f[1]) }
+            instructions[f[0], default: [:]][f[1]] = ir / Double(n)
+        }
+    }
+
+    private mutating func note(impl: String, fixture: String) {
+        if !impls.contains(impl) { impls.append(impl) }
+        if !fixtures.contains(fixture) { fixtures.append(fixture) }
+    }
+
+    static func rows(_ path: String) -> [[String]] {
+        guard let f = fopen(path, "r") else { return [] }
+        defer { fclose(f) }
+        var text: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            text.append(contentsOf: buf[0..<n])
+        }
+        return String(decoding: text, as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        }
+    }
+
+    var others: [String] { impls.filter { $0 != "ours" } }
+
+    func label(_ impl: String) -> String {
+        impl.hasPrefix("libbpf-v") ? "libbpf \(impl.dropFirst("libbpf-v".count))" : impl
+    }
+
+    func ratio(_ a: Double?, _ b: Double?) -> String {
+        guard let a, let b, b > 0 else { return "—" }
+        return fmt(a / b, 2) + "×"
+    }
+
+    func us(_ v: Double?) -> String { v.map { fmt($0, $0 < 100 ? 1 : 0) } ?? "—" }
+    func ms(_ v: Double?) -> String { v.map { fmt($0 / 1000, $0 < 10_000 ? 2 : 1) } ?? "—" }
+
+    func table(_ header: [String], _ rows: [[String]]) -> String {
+        var out = "| " + header.joined(separator: " | ") + " |\n"
+        out += "|" + header.enumerated().map { $0.offset == 0 ? " --- |" : " ---: |" }.joined() + "\n"
+        for r in rows { out += "| " + r.joined(separator: " | ") + " |\n" }
+        return out
+    }
+
+    func markdown() -> String {
+        var out = "# bpfdepot benchmarks\n\n"
+        for (k, v) in meta { out += "- **\(k)**: \(v)\n" }
+
+        let parse = timings["parse"] ?? [:]
+        if !parse.isEmpty {
+            let n = parse["ours"]?.values.first?.n ?? 0
+            out += "\n## 1. Parse: `ObjectSpec(elf:name:)` vs `bpf_object__open_mem` + `bpf_object__close`\n\n"
+            out += "Microseconds per object, bytes already in memory; median and p90 of \(n) iterations after warm-up, "
+            out += "each fixture in a fresh process. Ratio = ours / libbpf on the median (< 1: we are faster).\n\n"
+            var header = ["fixture", "ours median", "ours p90"]
+            for o in others { header += ["\(label(o)) median", "\(label(o)) p90", "ours / \(label(o))"] }
+            let rows = fixtures.filter { parse["ours"]?[$0] != nil }.map { fx -> [String] in
+                let ours = parse["ours"]?[fx]
+                var r = [fx, us(ours?.median), us(ours?.p90)]
+                for o in others {
+                    let t = parse[o]?[fx]
+                    r += [us(t?.median), us(t?.p90), ratio(ours?.median, t?.median)]
+                }
+                return r
+            }
+            out += table(header, rows)
+        }
+
+        let load = timings["load"] ?? [:]
+        if !load.isEmpty {
+            let n = load["ours"]?.values.first?.n ?? 0
+            out += "\n## 2. Open + load + unload\n\n"
+            out += "Milliseconds per object: ours = `ObjectSpec(elf:name:)` + `Loader.load` + `unload()`; libbpf = "
+            out += "`bpf_object__open_mem` + `bpf_object__load` + `bpf_object__close`. *cold* is the first iteration "
+            out += "in a fresh process (ours then reads and parses vmlinux BTF and the kernel config, which it caches "
+            out += "per process; both run their kernel feature probes). *median*/*p90* are the steady state over \(n) "
+            out += "iterations after warm-up: there ours reuses the cached vmlinux BTF and kconfig while libbpf "
+            out += "re-reads and re-parses vmlinux BTF on every load that needs it (kfuncs, ksyms, `tp_btf`/`iter` "
+            out += "targets). **The ratio compares the steady-state medians.**\n\n"
+            var header = ["fixture", "ours cold", "ours median", "ours p90"]
+            for o in others { header += ["\(label(o)) cold", "\(label(o)) median", "\(label(o)) p90", "ours / \(label(o))"] }
+            let rows = fixtures.filter { load["ours"]?[$0] != nil }.map { fx -> [String] in
+                let ours = load["ours"]?[fx]
+                var r = [fx, ms(ours?.cold), ms(ours?.median), ms(ours?.p90)]
+                for o in others {
+                    let t = load[o]?[fx]
+                    r += [ms(t?.cold), ms(t?.median), ms(t?.p90), ratio(ours?.median, t?.median)]
+                }
+                return r
+            }
+            out += table(header, rows)
+        }
+
+        if !instructions.isEmpty {
+            out += "\n## 3. Instructions per parse (callgrind)\n\n"
+            out += "`valgrind --tool=callgrind --collect-atstart=no --toggle-collect=…`: instructions executed inside the "
+            out += "parse loop (after one untimed warm-up parse) divided by its iterations; deterministic, unlike the "
+            out += "timings on this shared 2-core machine.\n\n"
+            var header = ["fixture", "ours Ir"]
+            for o in others { header += ["\(label(o)) Ir", "ours / \(label(o))"] }
+            let rows = callgrindFixtures.map { fx -> [String] in
+                let ours = instructions["ours"]?[fx]
+                var r = [fx, ours.map { grouped(Int($0.rounded())) } ?? "—"]
+                for o in others {
+                    let t = instructions[o]?[fx]
+                    r += [t.map { grouped(Int($0.rounded())) } ?? "—", ratio(ours, t)]
+                }
+                return r
+            }
+            out += table(header, rows)
+        }
+        return out
+    }
+
+    func grouped(_ v: Int) -> String {
+        let digits = Array(String(v))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return out
+    }
+}

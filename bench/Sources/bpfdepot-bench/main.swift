@@ -1,0 +1,144 @@
+// bpfdepot-bench: our side of the parser/loader benchmarks; bench/run.sh drives it together with
+// bench/c/libbpf_bench.c (libbpf's side) and turns both outputs into bench/RESULTS.md.
+//
+//   bpfdepot-bench parse FIXTURE.o NAME ITERATIONS WARMUP
+//       ObjectSpec(elf:name:) on bytes already in memory.
+//   bpfdepot-bench load FIXTURE.o NAME ITERATIONS WARMUP PIN_ROOT
+//       ObjectSpec(elf:name:) + Loader.load + unload().
+//   bpfdepot-bench callgrind-parse FIXTURE.o NAME ITERATIONS
+//       one untimed warm-up parse, then ITERATIONS parses inside callgrindParseRegion, the
+//       function run.sh collects with `--toggle-collect='*callgrindParseRegion*'`.
+//   bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv
+//       the Markdown tables of RESULTS.md from the collected lines.
+//
+// parse/load print one tab-separated line, the same format as libbpf_bench:
+//   IMPL  OP  NAME  N  COLD_US  MEDIAN_US  P90_US  MIN_US
+// COLD_US is the first iteration of this fresh process. For load that includes what our loader
+// caches per process (vmlinux BTF, kernel config) and the kernel feature probes.
+import BPFKernel
+import BPFObject
+import Glibc
+
+func fail(_ message: String) -> Never {
+    let line = "bpfdepot-bench: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+func nowMicros() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) * 1e6 + Double(ts.tv_nsec) / 1e3
+}
+
+func readBytes(_ path: String) -> [UInt8] {
+    guard let f = fopen(path, "rb") else { fail("cannot open \(path)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n <= 0 { break }
+        out.append(contentsOf: chunk[0..<n])
+    }
+    return out
+}
+
+/// Nearest-rank percentile of a sorted sample (same rule as libbpf_bench.c).
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    let rank = min(max(Int((p / 100 * Double(sorted.count)).rounded(.up)), 1), sorted.count)
+    return sorted[rank - 1]
+}
+
+func clearPins(_ root: String) {
+    guard let d = opendir(root) else { return }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasPrefix(".") { continue }
+        unlink("\(root)/\(name)")
+    }
+}
+
+@inline(never)
+func parse(_ bytes: [UInt8], _ name: String) -> ObjectSpec {
+    do { return try ObjectSpec(elf: bytes, name: name) } catch { fail("parse \(name): \(error)") }
+}
+
+/// Everything callgrind counts for our parse (see run.sh).
+@inline(never)
+func callgrindParseRegion(_ bytes: [UInt8], _ name: String, _ iterations: Int) -> Int {
+    var programs = 0
+    for _ in 0..<iterations { programs &+= parse(bytes, name).programs.count }
+    return programs
+}
+
+/// Times `body`; `between` runs after each iteration, outside the timed region.
+func timed(op: String, name: String, iterations: Int, warmup: Int, body: () -> Void, between: () -> Void = {}) {
+    var sample: [Double] = []
+    sample.reserveCapacity(iterations)
+    var cold = 0.0
+    for i in 0..<(max(warmup, 1) + iterations) {
+        let t0 = nowMicros()
+        body()
+        let t = nowMicros() - t0
+        between()
+        if i == 0 { cold = t }
+        if i >= max(warmup, 1) { sample.append(t) }
+    }
+    sample.sort()
+    print("ours\t\(op)\t\(name)\t\(iterations)\t\(fmt(cold, 1))\t\(fmt(percentile(sample, 50), 2))\t\(fmt(percentile(sample, 90), 2))\t\(fmt(sample[0], 2))")
+}
+
+func fmt(_ v: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let r = (v * scale).rounded() / scale
+    var s = "\(r)"
+    if let dot = s.firstIndex(of: ".") {
+        let decimals = s.distance(from: s.index(after: dot), to: s.endIndex)
+        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
+    } else if digits > 0 {
+        s += "." + String(repeating: "0", count: digits)
+    }
+    return s
+}
+
+let args = CommandLine.arguments
+guard args.count >= 2 else { fail("usage: bpfdepot-bench parse|load|callgrind-parse|report ...") }
+switch args[1] {
+case "parse":
+    guard args.count >= 6 else { fail("usage: bpfdepot-bench parse OBJ NAME ITERATIONS WARMUP") }
+    let bytes = readBytes(args[2]), name = args[3]
+    timed(op: "parse", name: name, iterations: Int(args[4]) ?? 2000, warmup: Int(args[5]) ?? 200) {
+        _ = parse(bytes, name)
+    }
+case "load":
+    guard args.count >= 7 else { fail("usage: bpfdepot-bench load OBJ NAME ITERATIONS WARMUP PIN_ROOT") }
+    let bytes = readBytes(args[2]), name = args[3]
+    var options = LoadOptions()
+    options.pinRoot = args[6]
+    timed(op: "load", name: name, iterations: Int(args[4]) ?? 200, warmup: Int(args[5]) ?? 10, body: {
+        let spec = parse(bytes, name)
+        do {
+            let obj = try Loader.load(spec, options: options)
+            obj.unload()
+        } catch {
+            fail("load \(name): \(error)")
+        }
+    }, between: {
+        // Every iteration creates maps.bpf.c's PIN_BY_NAME map again, as libbpf_bench's do.
+        clearPins(options.pinRoot)
+    })
+case "callgrind-parse":
+    guard args.count >= 5 else { fail("usage: bpfdepot-bench callgrind-parse OBJ NAME ITERATIONS") }
+    let bytes = readBytes(args[2]), name = args[3], n = Int(args[4]) ?? 20
+    _ = parse(bytes, name)
+    let programs = callgrindParseRegion(bytes, name, n)
+    print("ours\tcallgrind-parse\t\(name)\t\(n)\t\(programs)")
+case "report":
+    guard args.count >= 5 else { fail("usage: bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv") }
+    print(Report(results: args[2], callgrind: args[3], meta: args[4]).markdown())
+default:
+    fail("unknown operation \(args[1])")
+}
