@@ -149,3 +149,49 @@ struct LoaderTests {
         #expect(alive == 0, "\(alive) kernel objects of unloaded loads are still alive")
     }
 }
+
+/// bpffs pinning: a whole load under a directory, and libbpf's PIN_BY_NAME reuse.
+@Suite("loader: pinning", .serialized, .enabled(if: SysTestSupport.bpfPermitted && SysTestSupport.bpffsMounted, "needs CAP_BPF and bpffs at /sys/fs/bpf"))
+struct PinningTests {
+    @Test func wholeLoadIsPinnedUnderItsDirectoryAndUnpinnedOnUnload() throws {
+        let dir = "/sys/fs/bpf/bpfdepot-test-\(getpid())/load-1"
+        var options = LoadOptions()
+        options.pinDirectory = dir
+        let obj = try Loader.load(LoaderTests.spec("globals"), options: options)
+        // Another process could adopt it: every map and program is reachable by path, and
+        // the pinned map is the same kernel object.
+        for m in obj.maps {
+            let fd = try BPFSys.objGet(path: Pinning.mapPath(dir, m.spec.name))
+            #expect(try BPFSys.objGetInfoByFD(mapFD: fd).id == m.id)
+        }
+        for p in obj.programs {
+            #expect(FileManager.default.fileExists(atPath: Pinning.programPath(dir, p.name)))
+        }
+        obj.unload()
+        #expect(!FileManager.default.fileExists(atPath: dir))
+        rmdir("/sys/fs/bpf/bpfdepot-test-\(getpid())")
+    }
+
+    @Test func pinByNameReusesACompatibleMapAndRefusesAnIncompatibleOne() throws {
+        let root = "/sys/fs/bpf/bpfdepot-test-byname-\(getpid())"
+        var options = LoadOptions()
+        options.pinRoot = root
+        defer {
+            unlink("\(root)/pinned_hash")
+            rmdir(root)
+        }
+        let spec = try LoaderTests.spec("maps")
+        let first = try Loader.load(spec, options: options)
+        defer { first.unload() }
+        let second = try Loader.load(spec, options: options)
+        defer { second.unload() }
+        // Same kernel map for both loads; the other maps are their own.
+        #expect(first.map(named: "pinned_hash")?.id == second.map(named: "pinned_hash")?.id)
+        #expect(first.map(named: "stats_hash")?.id != second.map(named: "stats_hash")?.id)
+        // A map pinned under that name with another shape is not silently reused.
+        var incompatible = spec
+        let i = try #require(incompatible.maps.firstIndex { $0.name == "pinned_hash" })
+        incompatible.maps[i].maxEntries += 1
+        #expect(throws: LoaderError.self) { try Loader.load(incompatible, options: options) }
+    }
+}

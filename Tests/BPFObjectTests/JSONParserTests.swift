@@ -173,17 +173,7 @@ import Testing
 
     // MARK: - randomized: mutated valid JSON never traps
 
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    }
+    typealias Random = SplitMix64
 
     static let seeds: [String] = [
         #"{"data_point":{"x":-5,"y":17,"grid":[[1,2,3],[4,5,6]]},"data_str":"bpfdepot-data"}"#,

@@ -6,18 +6,7 @@ import Testing
 /// The parser is a security boundary: any bytes end in a typed error or a consistent spec.
 /// A trap here kills the test process, so "the loop finished" is itself the first assertion.
 @Suite struct MalformedInputTests {
-    /// SplitMix64: small, deterministic, seedable (BPFDEPOT_FUZZ_SEED reproduces a run).
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    }
+    typealias Random = SplitMix64
 
     static let seed: UInt64 = ProcessInfo.processInfo.environment["BPFDEPOT_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0x5EED_B0F0
     static let goodFixtures = ["globals", "arena", "arena_legacy", "maps"]

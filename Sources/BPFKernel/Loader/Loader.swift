@@ -111,7 +111,7 @@ public enum Loader {
                                   options: LoadOptions) throws(LoaderError) -> LoadedMap {
         // PIN_BY_NAME: reuse a compatible pinned map, as libbpf's reuse_map does.
         if m.pinning == .byName {
-            let path = "\(options.pinRoot)/\(m.name)"
+            let path = "\(options.pinRoot)/\(Pinning.fileName(m.name))"
             if let fd = try? BPFSys.objGet(path: path) {
                 guard let info = try? BPFSys.objGetInfoByFD(mapFD: fd),
                       info.type == m.type.rawValue, info.keySize == m.keySize, info.valueSize == m.valueSize,
@@ -132,7 +132,7 @@ public enum Loader {
             region = try populateDataMap(m, fd: fd, image: ds.image)
         }
         if m.pinning == .byName {
-            let path = "\(options.pinRoot)/\(m.name)"
+            let path = "\(options.pinRoot)/\(Pinning.fileName(m.name))"
             try Pinning.prepareDirectory(options.pinRoot)
             do { try BPFSys.objPin(fd: fd, path: path) } catch { throw .pin(path: path, reason: "\(error)") }
         }

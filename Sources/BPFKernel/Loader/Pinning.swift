@@ -21,8 +21,14 @@ enum Pinning {
         }
     }
 
-    static func mapPath(_ dir: String, _ name: String) -> String { "\(dir)/maps/\(name)" }
-    static func programPath(_ dir: String, _ name: String) -> String { "\(dir)/progs/\(name)" }
+    static func mapPath(_ dir: String, _ name: String) -> String { "\(dir)/maps/\(fileName(name))" }
+    static func programPath(_ dir: String, _ name: String) -> String { "\(dir)/progs/\(fileName(name))" }
+
+    /// bpffs refuses names with a dot (EPERM), and global-data maps have one (`obj.bss`): libbpf
+    /// turns dots into underscores in pin paths; so do we.
+    static func fileName(_ name: String) -> String {
+        String(name.map { $0 == "." ? "_" : $0 })
+    }
 
     /// Pins every map and program of a load under `dir`, so another process can adopt it.
     static func pinLoad(directory dir: String, maps: [LoadedMap], programs: [LoadedProgram]) throws(LoaderError) {
