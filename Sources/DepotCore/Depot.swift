@@ -192,7 +192,11 @@ public final class Depot: Sendable {
 
     /// The live object of a load: cheap, no store access (for pollers).
     public func loaded(_ id: Int64) throws(DepotError) -> LoadedObject {
-        guard let obj = live.withLock({ $0[id] }) else { throw .loadNotActive(id: id) }
+        guard let obj = live.withLock({ $0[id] }) else {
+            // Only on a miss: a load that never existed is 404, not "not loaded" (409).
+            _ = try storeCall { () throws(StoreError) in try store.load(id: id) }
+            throw .loadNotActive(id: id)
+        }
         return obj
     }
 

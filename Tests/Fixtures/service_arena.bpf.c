@@ -31,7 +31,11 @@
  *   svc_runs += 1
  *   svc_tag_sum = sum of the 8 bytes of svc_rec.tag (unsigned)
  * Defaults, one run: retval 8, svc_counter 8, svc_rec {4, 0x11, 1010,
- * "rec"}, svc_runs 1, svc_tag_sum 'r'+'e'+'c' = 313.
+ * "rec"}, svc_runs 1, svc_tag_sum 'r'+'e'+'c' = 314.
+ * Checked on 6.18 through the service (ServiceEndToEndTests): the arena at
+ * 0x150000000000; with svc_counter 41, svc_rec.tag "patched" and svc_scale
+ * 250 patched before the load, one run gives retval 42, svc_rec {4, 0x11,
+ * 1250, "patched"}, svc_tag_sum 729.
  */
 #include "bpfdepot_common.h"
 

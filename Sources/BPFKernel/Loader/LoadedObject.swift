@@ -134,13 +134,24 @@ public final class LoadedObject: Sendable {
     public func run(program name: String, data: [UInt8] = [], dataOutSize: Int? = nil, context: [UInt8] = [],
                     contextOutSize: Int = 0, repeat repetitions: UInt32 = 1) throws(LoaderError) -> ProgramTestRunResult {
         guard let p = program(named: name) else { throw .unknownProgram(name) }
-        // Syscall programs take only a context: the kernel refuses data, repeat and duration.
+        // Syscall programs take only a context (written back in place): the kernel refuses data,
+        // an output buffer and a repeat count, so repeats are separate runs.
         let isSyscall = spec.program(named: name)?.type == .syscall
-        let repetitions = isSyscall ? 0 : repetitions
         return try withLive { () throws(LoaderError) in
             do throws(BPFError) {
-                return try BPFSys.progTestRun(fd: p.fd, dataIn: data, dataOutSize: dataOutSize ?? (data.isEmpty ? 0 : data.count + 256),
-                                              ctxIn: context, ctxOutSize: contextOutSize, repeat: repetitions)
+                guard isSyscall else {
+                    return try BPFSys.progTestRun(fd: p.fd, dataIn: data, dataOutSize: dataOutSize ?? (data.isEmpty ? 0 : data.count + 256),
+                                                  ctxIn: context, ctxOutSize: contextOutSize, repeat: repetitions)
+                }
+                guard data.isEmpty else { throw BPFError.invalidArgument("syscall programs take a context, not packet data") }
+                var result = try BPFSys.progTestRun(fd: p.fd, ctxIn: context, repeat: 0)
+                var total = UInt64(result.duration)
+                for _ in 1..<max(repetitions, 1) {
+                    result = try BPFSys.progTestRun(fd: p.fd, ctxIn: context, repeat: 0)
+                    total += UInt64(result.duration)
+                }
+                result.duration = UInt32(clamping: total / UInt64(max(repetitions, 1)))
+                return result
             } catch {
                 throw .program(name: name, error)
             }

@@ -240,7 +240,9 @@ extension BPFSys {
     }
 
     /// BPF_PROG_TEST_RUN. `dataOutSize`/`ctxOutSize` 0 means "no output buffer". Socket-filter
-    /// and TC programs need at least 14 bytes of data (an Ethernet header).
+    /// and TC programs need at least 14 bytes of data (an Ethernet header). Syscall programs
+    /// take no output buffer: the kernel writes the context back into the input buffer, which
+    /// `contextOut` then returns when `ctxOutSize` is 0.
     public static func progTestRun(
         fd: BPFFD,
         dataIn: [UInt8] = [],
@@ -263,13 +265,13 @@ extension BPFSys {
         attr.set(repetitions, at: TestRunAttr.repeat)
         attr.set(UInt32(ctxIn.count), at: TestRunAttr.ctxSizeIn)
         attr.set(UInt32(ctxOutSize), at: TestRunAttr.ctxSizeOut)
-        attr.set(pointer: memory.copy(ctxIn)?.baseAddress, at: TestRunAttr.ctxIn)
+        let ctxInBuffer = memory.copy(ctxIn)
+        attr.set(pointer: ctxInBuffer?.baseAddress, at: TestRunAttr.ctxIn)
         attr.set(pointer: ctxOut?.baseAddress, at: TestRunAttr.ctxOut)
         attr.set(flags, at: TestRunAttr.flags)
         _ = try call(
             .progTestRun, &attr,
-            context: "test-running program fd \(fd.rawValue) with \(dataIn.count) bytes of data "
-                + "(ENOSPC: an output buffer is smaller than the program's output)")
+            context: "test-running program fd \(fd.rawValue) with \(dataIn.count) bytes of data and \(ctxIn.count) of context")
         // The kernel reports how much it wrote; never trust it beyond our buffers.
         let dataCount = min(Int(attr.uint32(at: TestRunAttr.dataSizeOut)), dataOutSize)
         let ctxCount = min(Int(attr.uint32(at: TestRunAttr.ctxSizeOut)), ctxOutSize)
@@ -277,7 +279,7 @@ extension BPFSys {
             returnValue: attr.uint32(at: TestRunAttr.retval),
             duration: attr.uint32(at: TestRunAttr.duration),
             dataOut: dataOut.map { Array($0.prefix(dataCount)) } ?? [],
-            contextOut: ctxOut.map { Array($0.prefix(ctxCount)) } ?? [])
+            contextOut: ctxOut.map { Array($0.prefix(ctxCount)) } ?? ctxInBuffer.map { Array($0) } ?? [])
     }
 
     /// BPF_PROG_BIND_MAP: keeps `mapFD` alive as long as the program, though no instruction
