@@ -76,6 +76,13 @@ public struct SectionDefinition: Sendable, Equatable {
 
     /// libbpf's `sec_def_matches`, on the bytes of the section name (as libbpf compares C strings).
     public func matches<Bytes: Collection>(utf8 name: Bytes) -> Bool where Bytes.Element == UInt8 {
+        // Fast path, on contiguous bytes (native strings and arrays): the table has ~150 rows and
+        // the generic UTF8View comparisons below dominated a parse's section lookups.
+        if let fast = name.withContiguousStorageIfAvailable({ n in
+            pattern.utf8.withContiguousStorageIfAvailable { p in Self.matches(n, pattern: p, match) }
+        }), let fast {
+            return fast
+        }
         let patternBytes = pattern.utf8
         switch match {
         case .exact:
@@ -87,6 +94,16 @@ public struct SectionDefinition: Sendable, Equatable {
             let rest = name.dropFirst(patternBytes.count)
             guard let next = rest.first else { return true }  // exactly the pattern
             return next == UInt8(ascii: "/")
+        }
+    }
+
+    private static func matches(_ n: UnsafeBufferPointer<UInt8>, pattern p: UnsafeBufferPointer<UInt8>, _ match: Match) -> Bool {
+        guard n.count >= p.count else { return false }
+        for i in 0..<p.count where n[i] != p[i] { return false }
+        switch match {
+        case .exact: return n.count == p.count
+        case .prefix: return true
+        case .plus: return n.count == p.count || n[p.count] == UInt8(ascii: "/")
         }
     }
 

@@ -242,12 +242,18 @@ public final class Depot: Sendable {
     public func run(loadID: Int64, program: String, data: [UInt8], context: [UInt8], repeat repetitions: UInt32) throws(DepotError) -> ProgramTestRunResult {
         let obj = try loaded(loadID)
         guard obj.program(named: program) != nil else { throw .unknownProgram(name: program, loadID: loadID) }
+        // The kernel cannot repeat syscall programs itself: each repeat is a bpf() call here.
+        if obj.spec.program(named: program)?.type == .syscall, repetitions > Depot.maxSyscallRepeat {
+            throw .liveValue(name: program, reason: "syscall programs run at most \(Depot.maxSyscallRepeat) times per request, \(repetitions) asked")
+        }
         do {
             return try obj.run(program: program, data: data, context: context, contextOutSize: context.count, repeat: repetitions)
         } catch {
             throw .load(error)
         }
     }
+
+    public static let maxSyscallRepeat: UInt32 = 10_000
 
     private func storeCall<R>(_ body: () throws(StoreError) -> R) throws(DepotError) -> R {
         do { return try body() } catch { throw .store(error) }

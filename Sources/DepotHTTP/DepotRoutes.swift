@@ -225,6 +225,12 @@ public enum DepotRoutes {
         guard tags.count == 1, let rev = Int(tags[0].opaque), rev > 0 else {
             throw HTTPProblem(status: .badRequest, type: "bad-precondition", detail: "expected If-Match with one revision tag like \"3\", found \(req.headers["If-Match"] ?? "")")
         }
+        // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches, so the write
+        // must not happen.
+        guard !tags[0].isWeak else {
+            throw HTTPProblem(status: .preconditionFailed, type: "precondition-failed",
+                              detail: "expected a strong revision tag like \"\(rev)\" in if-match, found the weak \(tags[0].headerValue), which never matches")
+        }
         return rev
     }
 }

@@ -77,7 +77,13 @@ paths:
           content:
             application/yaml:
               schema:
-                type: string
+                description: an OpenAPI 3.1 document
+                type: object
+                required: [openapi, info, paths, components]
+                properties:
+                  openapi:
+                    type: string
+                    pattern: "^3\\.1\\."
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
   /v1/objects:
@@ -331,6 +337,7 @@ paths:
         schema:
           type: string
           minLength: 1
+        example: .addr_space.1
     get:
       operationId: getSectionImage
       tags: [revisions]
@@ -367,8 +374,10 @@ paths:
             default: 0
         - $ref: "#/components/parameters/IfMatchRevision"
       requestBody:
-        required: true
-        description: the bytes; they must fit in the image from `offset` on
+        required: false
+        description: |
+          the bytes; they must fit in the image from `offset` on (an empty body writes nothing but
+          still adds a revision)
         content:
           application/octet-stream:
             schema:
@@ -644,6 +653,7 @@ paths:
         schema:
           type: string
           minLength: 1
+        example: arena_run
     post:
       operationId: runProgram
       tags: [loads]
@@ -712,6 +722,7 @@ components:
       schema:
         type: string
         minLength: 1
+      example: arena_counter
     Revision:
       name: revision
       in: query
@@ -723,25 +734,33 @@ components:
     Names:
       name: names
       in: query
-      description: only these variables, comma-separated, in this order; all when absent or empty
+      description: |
+        only these variables, comma-separated, in this order (a name the object does not have is
+        `422`); all of them when the parameter is absent or empty. Empty names between commas are
+        skipped, so `names=,` asks for none.
       style: form
       explode: false
       schema:
         type: array
         items:
           type: string
-          minLength: 1
+      example: [arena_counter, arena_rec]
     IfMatchRevision:
       name: If-Match
       in: header
       description: |
-        `"N"`: apply only if revision N is still current (else `412`); `*` applies
-        unconditionally. Anything that is not `*` or one quoted positive revision is `400`.
+        `"N"` (the `ETag` of a response): apply only if revision N is still current, else
+        `412` (`stale-revision`, with `expectedRevision` and `currentRevision`); `*` applies
+        unconditionally. A weak tag (`W/"N"`) never matches (`412`, `precondition-failed`).
+        Anything else than `*` or one quoted positive revision is `400`.
       schema:
         type: string
+        pattern: '^(\*|(W/)?"[1-9][0-9]*")$'
       examples:
         revision:
           value: '"1"'
+        any:
+          value: "*"
     IfNoneMatch:
       name: If-None-Match
       in: header
@@ -805,7 +824,9 @@ components:
         application/problem+json:
           schema: { $ref: "#/components/schemas/Problem409" }
     StaleRevision:
-      description: "`If-Match` named a revision that is no longer current (`stale-revision`)"
+      description: |
+        `If-Match` named a revision that is no longer current (`stale-revision`), or was a weak
+        tag (`precondition-failed`)
       content:
         application/problem+json:
           schema:
@@ -1166,6 +1187,9 @@ components:
       additionalProperties: false
       properties:
         repeat:
+          description: >-
+            times to run; the kernel repeats most program types itself, syscall programs are
+            run once per repeat, at most 10000 times (more is 422)
           type: integer
           minimum: 1
           maximum: 1000000

@@ -183,6 +183,22 @@ import Testing
         #expect(btf.typeName(1).contains("loop") || !btf.typeName(1).isEmpty)
     }
 
+    /// Regression (found by the mutation test in CI): an array whose total size overflows 32 bits
+    /// made the size resolve to "unknown" and the decoder tried to reserve room for 4 billion
+    /// elements.
+    @Test func decodingAnArrayWhoseSizeOverflowsIsAnErrorNotAnAllocation() throws {
+        func le(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        let types = le(1) + le(1 << 24) + le(4) + le(32)                         // [1] int, 4 bytes
+            + le(0) + le(3 << 24) + le(0) + le(1) + le(1) + le(0xC000_0000)       // [2] int[0xC0000000]
+        let strings: [UInt8] = [0, 0x69, 0x6e, 0x74, 0]
+        var blob: [UInt8] = [0x9f, 0xeb, 1, 0]
+        for v: UInt32 in [24, 0, UInt32(types.count), UInt32(types.count), UInt32(strings.count)] { blob += le(v) }
+        let btf = try BTF(parsing: blob + types + strings)
+        #expect(throws: BTFValueDecoder.DecodeError.self) {
+            try BTFValueDecoder(btf: btf).decode(2, [UInt8](repeating: 0, count: 64)[...])
+        }
+    }
+
     @Test func btfRoundTripsThroughTheEncoder() throws {
         for fixture in Self.goodFixtures {
             let spec = try ObjectSpec(elf: Fixtures.bytes(fixture), name: fixture)

@@ -67,11 +67,13 @@ public struct BTFExt: Sendable, Equatable {
 
         for (sec, _, recs) in try segment(try u32(8), try u32(12), minRecord: 8, "func_info") {
             var list: [FuncInfo] = []
+            list.reserveCapacity(recs.count)
             for p in recs { list.append(FuncInfo(instructionOffset: try u32(p), typeID: try u32(p + 4))) }
             funcInfo[sec, default: []].append(contentsOf: list)
         }
         for (sec, _, recs) in try segment(try u32(16), try u32(20), minRecord: 16, "line_info") {
             var list: [LineInfo] = []
+            list.reserveCapacity(recs.count)
             for p in recs {
                 list.append(LineInfo(instructionOffset: try u32(p), fileNameOffset: try u32(p + 4),
                                      lineOffset: try u32(p + 8), lineColumn: try u32(p + 12)))
@@ -81,6 +83,7 @@ public struct BTFExt: Sendable, Equatable {
         if hdrLen >= 32 {
             for (sec, _, recs) in try segment(try u32(24), try u32(28), minRecord: 16, "core_relo") {
                 var list: [CoreRelocation] = []
+                list.reserveCapacity(recs.count)
                 for p in recs {
                     list.append(CoreRelocation(instructionOffset: try u32(p), typeID: try u32(p + 4),
                                                accessStringOffset: try u32(p + 8), kind: try u32(p + 12)))

@@ -4,6 +4,10 @@ extension ObjectParser {
     /// are then sorted by offset.
     mutating func fixupDatasecs() throws(ObjectError) {
         guard var btf else { return }
+        // Moved out, so that the fixups below mutate the only reference to the types instead of
+        // copying all of them on the first write (the parser is discarded if this throws).
+        self.btf = nil
+        defer { self.btf = btf }
         for i in btf.types.indices {
             guard case .dataSection(var size, var vars) = btf.types[i].kind else { continue }
             let secName = btf.string(at: btf.types[i].nameOffset)
@@ -37,6 +41,5 @@ extension ObjectParser {
             vars.sort { $0.offset < $1.offset }
             btf.types[i].kind = .dataSection(size: size, vars: vars)
         }
-        self.btf = btf
     }
 }

@@ -15,6 +15,13 @@ struct BTFMapDefinition {
     var inner: [BTFMapDefinition] = []
 }
 
+/// What `.rel.maps` relocations need of a BTF-defined map: the size of its `.maps` variable and
+/// where its `values` member starts.
+struct UserMapLayout {
+    var variableSize: UInt32
+    var valuesOffset: UInt32?
+}
+
 extension ObjectParser {
     /// libbpf's `init_maps` order: BTF-defined maps, the arena binding, then one map per
     /// global-data section, then `.kconfig`.
@@ -56,6 +63,7 @@ extension ObjectParser {
                 spec.innerMap = mapSpec(from: inner, name: "\(name).inner", role: .user(offset: vi.offset))
             }
             maps.append(spec)
+            userMapLayouts.append(UserMapLayout(variableSize: vi.size, valuesOffset: d.valuesOffset))
         }
     }
 
@@ -263,13 +271,16 @@ extension ObjectParser {
                     throw .mapSlot(map: ".maps", reason: "relocation #\(k) names symbol \(e.symbol), which does not exist")
                 }
                 let sym = elf.symbols[e.symbol]
-                guard let mi = maps.firstIndex(where: { m in
-                    guard case .user(let off) = m.role, let vsize = userMapVarSize(m.name) else { return false }
+                // The map whose `.maps` variable holds the relocated pointer (libbpf compares with
+                // each map's own VAR, as here).
+                guard let mi = userMapLayouts.indices.first(where: { i in
+                    guard case .user(let off) = maps[i].role else { return false }
+                    let vsize = userMapLayouts[i].variableSize
                     return UInt64(off) <= e.offset && e.offset <= UInt64(UInt32.max) && e.offset + 8 <= UInt64(off) + UInt64(vsize)
                 }), case .user(let varOffset) = maps[mi].role else {
                     throw .mapSlot(map: ".maps", reason: "relocation #\(k) ('\(sym.name)') at offset \(e.offset) is in no map")
                 }
-                let m = maps[mi]
+                let m = (name: maps[mi].name, type: maps[mi].type, keySize: maps[mi].keySize)
                 let isMapInMap = m.type == .arrayOfMaps || m.type == .hashOfMaps
                 let slotTarget: MapSlotTarget
                 if isMapInMap {
@@ -292,7 +303,7 @@ extension ObjectParser {
                 } else {
                     throw .mapSlot(map: m.name, reason: "initial slots need a map-in-map or prog-array map")
                 }
-                guard let valuesOffset = valuesMemberOffset(of: m.name) else {
+                guard let valuesOffset = userMapLayouts[mi].valuesOffset else {
                     throw .mapSlot(map: m.name, reason: "definition has no 'values' member")
                 }
                 let rel = e.offset - UInt64(varOffset)
@@ -306,22 +317,6 @@ extension ObjectParser {
         }
     }
 
-    private func userMapVarSize(_ mapName: String) -> UInt32? {
-        guard let btf, let secID = btf.find(named: ".maps", kind: .dataSection),
-              case .dataSection(_, let vars)? = btf.type(secID)?.kind else { return nil }
-        return vars.first { btf.name(of: $0.type) == mapName }?.size
-    }
-
-    private func valuesMemberOffset(of mapName: String) -> UInt32? {
-        guard let btf, let secID = btf.find(named: ".maps", kind: .dataSection),
-              case .dataSection(_, let vars)? = btf.type(secID)?.kind,
-              let v = vars.first(where: { btf.name(of: $0.type) == mapName }),
-              case .variable(let t, _)? = btf.type(v.type)?.kind,
-              let defID = try? btf.skipModifiersAndTypedefs(t),
-              case .structure(_, let members, let kf)? = btf.type(defID)?.kind,
-              let last = members.last, btf.string(at: last.nameOffset) == "values" else { return nil }
-        return (kf ? last.offset & 0xff_ffff : last.offset) / 8
-    }
 }
 
 extension BTFKindTag {

@@ -58,6 +58,8 @@ struct ObjectParser {
     var programs: [ProgramSpec] = []
     var dataSections: [DataSectionSpec] = []
     var arenaMapIndex: Int?
+    /// For each BTF-defined map (the first entries of `maps`), in the same order.
+    var userMapLayouts: [UserMapLayout] = []
     /// Size of the `.kconfig` area once externs are laid out (nil: no kconfig externs).
     var kconfigImageSize: Int?
 

@@ -48,6 +48,7 @@ extension ObjectParser {
         // Hidden global subprograms are verified as static ones: mark their BTF FUNC static, as
         // libbpf's mark_btf_static does.
         if var btf {
+            self.btf = nil  // moved out: a write below then does not copy every type
             for sym in elf.symbols where sym.isFunction && sym.isGlobalOrWeak && sym.isHidden {
                 if let id = btf.find(named: sym.name, kind: .function),
                    case .function(let proto, _) = btf.types[Int(id)].kind {

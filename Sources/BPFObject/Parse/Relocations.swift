@@ -28,9 +28,20 @@ extension ObjectParser {
 
     /// libbpf's `collect_prog_relos` + `record_reloc`, for every REL section that applies to code.
     mutating func collectRelocations() throws(ObjectError) {
+        let found = try programRelocations()
+        for i in programs.indices {
+            programs[i].relocations.append(contentsOf: found[i])
+            programs[i].relocations.sort { $0.instruction < $1.instruction }
+        }
+    }
+
+    /// The relocations of each program, in `programs` order. Non-mutating, so that classifying a
+    /// relocation copies neither the parser nor a ProgramSpec.
+    private func programRelocations() throws(ObjectError) -> [[Relocation]] {
         // Programs by section, for the lookup of the program holding an instruction.
         var bySection: [Int: [Int]] = [:]
         for (i, p) in programs.enumerated() { bySection[p.sectionIndex, default: []].append(i) }
+        var found = [[Relocation]](repeating: [], count: programs.count)
         for (target, relIndex) in relocationSections {
             guard roles[target] == .program || roles[target] == .text else { continue }
             let sec = elf.sections[target]
@@ -44,31 +55,30 @@ extension ObjectParser {
                 }
                 let insnIndex = Int(e.offset / 8)
                 guard let pi = bySection[target]?.first(where: { i in
-                    let p = programs[i]
-                    return insnIndex >= p.sectionInstructionOffset && insnIndex < p.sectionInstructionOffset + p.instructions.count
+                    insnIndex >= programs[i].sectionInstructionOffset
+                        && insnIndex < programs[i].sectionInstructionOffset + programs[i].instructions.count
                 }) else {
                     // Not inside any function (e.g. an overridden weak function): libbpf skips it.
                     continue
                 }
                 let local = insnIndex - programs[pi].sectionInstructionOffset
-                let reloc = try classify(e, in: programs[pi], at: local, sectionName: secName)
-                programs[pi].relocations.append(reloc)
+                found[pi].append(try classify(e, program: pi, at: local, sectionName: secName))
             }
         }
-        for i in programs.indices { programs[i].relocations.sort { $0.instruction < $1.instruction } }
+        return found
     }
 
-    private func classify(_ e: RelocationEntry, in prog: ProgramSpec, at idx: Int, sectionName: String) throws(ObjectError) -> Relocation {
+    private func classify(_ e: RelocationEntry, program pi: Int, at idx: Int, sectionName: String) throws(ObjectError) -> Relocation {
         let sym = elf.symbols[e.symbol]
-        let insn = prog.instructions[idx]
+        let insn = programs[pi].instructions[idx]
         func fail(_ reason: String) -> ObjectError {
-            .relocation(section: sectionName, offset: e.offset, reason: "program '\(prog.name)': \(reason)")
+            .relocation(section: sectionName, offset: e.offset, reason: "program '\(programs[pi].name)': \(reason)")
         }
         let symName = sym.isSection ? (section(Int(sym.sectionIndex))?.name ?? "") : sym.name
         guard insn.isCall || insn.isLoadImm64 else {
             throw fail("instruction \(idx) (opcode 0x\(String(insn.opcode, radix: 16))) is neither a call nor ld_imm64")
         }
-        if insn.isLoadImm64 && idx + 1 >= prog.instructions.count {
+        if insn.isLoadImm64 && idx + 1 >= programs[pi].instructions.count {
             throw fail("ld_imm64 at instruction \(idx) has no second half")
         }
         // Extern: an undefined GLOBAL/WEAK NOTYPE symbol.

@@ -28,7 +28,10 @@ public struct BTFValueDecoder: Sendable {
         guard let resolved = try? btf.skipModifiersAndTypedefs(typeID), let t = btf.type(resolved) else {
             throw .unsupported(typeName: btf.typeName(typeID))
         }
-        let size = (try? btf.resolveSize(resolved)).map(Int.init) ?? 0
+        // A type whose size cannot be resolved (loops, overflow) cannot be rendered: treating it
+        // as size 0 would let a huge array count through to the allocation below.
+        guard let resolvedSize = try? btf.resolveSize(resolved) else { throw .unsupported(typeName: btf.typeName(typeID)) }
+        let size = Int(resolvedSize)
         guard size <= bytes.count else {
             throw .outOfBounds(typeName: btf.typeName(typeID), needed: size, available: bytes.count)
         }
@@ -62,6 +65,9 @@ public struct BTFValueDecoder: Sendable {
             }
             let elemSize = (try? btf.resolveSize(elem)).map(Int.init) ?? 0
             guard elemSize > 0 else { return .array([]) }
+            guard Int(count) <= b.count / elemSize else {
+                throw .outOfBounds(typeName: btf.typeName(typeID), needed: Int(count) * elemSize, available: b.count)
+            }
             var items: [JSONValue] = []
             items.reserveCapacity(Int(count))
             for i in 0..<Int(count) {
