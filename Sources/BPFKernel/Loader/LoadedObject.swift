@@ -134,16 +134,18 @@ public final class LoadedObject: Sendable {
     public func run(program name: String, data: [UInt8] = [], dataOutSize: Int? = nil, context: [UInt8] = [],
                     contextOutSize: Int = 0, repeat repetitions: UInt32 = 1) throws(LoaderError) -> ProgramTestRunResult {
         guard let p = program(named: name) else { throw .unknownProgram(name) }
-        // Syscall programs take only a context (written back in place): the kernel refuses data,
-        // an output buffer and a repeat count, so repeats are separate runs.
-        let isSyscall = spec.program(named: name)?.type == .syscall
+        // Syscall and raw tracepoint programs take only a context: the kernel refuses data, an
+        // output buffer and a repeat count for them, so each repeat is a run of its own (libbpf
+        // passes repeat 0, which the kernel reads as once).
+        let type = spec.program(named: name)?.type
+        let runsOnce = type == .syscall || type == .rawTracepoint || type == .rawTracepointWritable
         return try withLive { () throws(LoaderError) in
             do throws(BPFError) {
-                guard isSyscall else {
+                guard runsOnce else {
                     return try BPFSys.progTestRun(fd: p.fd, dataIn: data, dataOutSize: dataOutSize ?? (data.isEmpty ? 0 : data.count + 256),
-                                                  ctxIn: context, ctxOutSize: contextOutSize, repeat: repetitions)
+                                                  ctxIn: context, ctxOutSize: contextOutSize, repeat: repetitions <= 1 ? 0 : repetitions)
                 }
-                guard data.isEmpty else { throw BPFError.invalidArgument("syscall programs take a context, not packet data") }
+                guard data.isEmpty else { throw BPFError.invalidArgument("\(type?.name ?? "these") programs take a context, not packet data") }
                 var result = try BPFSys.progTestRun(fd: p.fd, ctxIn: context, repeat: 0)
                 var total = UInt64(result.duration)
                 for _ in 1..<max(repetitions, 1) {
@@ -168,11 +170,13 @@ public final class LoadedObject: Sendable {
     }
 
     /// Releases every fd and mapping, and removes this load's pins. Idempotent.
-    public func unload() {
+    public func unload() { release(removingPins: true) }
+
+    private func release(removingPins: Bool) {
         state.exclusive {
             guard state.isLoadedUnlocked else { return }
             state.isLoadedUnlocked = false
-            if let dir = pinDirectory { Pinning.removeLoadPins(directory: dir, maps: maps, programs: programs) }
+            if removingPins, let dir = pinDirectory { Pinning.removeLoadPins(directory: dir, maps: maps, programs: programs) }
             for p in programs { p.fd.close() }
             for m in maps {
                 m.region?.unmap()
@@ -182,7 +186,9 @@ public final class LoadedObject: Sendable {
         }
     }
 
-    deinit { unload() }
+    /// Dropping the last reference closes what this process holds; a pinned load stays in the
+    /// kernel for another process to adopt (only `unload()` removes pins).
+    deinit { release(removingPins: false) }
 }
 
 /// A reader-writer lock around "still loaded": live accesses are readers, unload the writer.

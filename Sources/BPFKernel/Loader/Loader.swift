@@ -67,7 +67,13 @@ public enum Loader {
         withExtendedLifetime(loadedMaps) {}
 
         if let dir = options.pinDirectory {
-            try Pinning.pinLoad(directory: dir, maps: loadedMaps, programs: programs)
+            do {
+                try Pinning.pinLoad(directory: dir, maps: loadedMaps, programs: programs)
+            } catch {
+                // No half-pinned loads: take back what was pinned before the failure.
+                Pinning.removeLoadPins(directory: dir, maps: loadedMaps, programs: programs)
+                throw error
+            }
         }
         return LoadedObject(spec: spec, maps: loadedMaps, programs: programs, arenaDataOffset: arenaDataOffset,
                             pinDirectory: options.pinDirectory, btfFD: btfFD)
