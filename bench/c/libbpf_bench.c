@@ -5,6 +5,9 @@
 //       bpf_object__open_mem + bpf_object__close on bytes already in memory.
 //   libbpf_bench load FIXTURE.o NAME ITERATIONS WARMUP PIN_ROOT
 //       bpf_object__open_mem + bpf_object__load + bpf_object__close.
+//   libbpf_bench vmlinux - NAME ITERATIONS WARMUP
+//       btf__load_vmlinux_btf + one btf__find_by_name_kind (a kfunc) + btf__free: what
+//       bpf_object__load does on every load that needs kernel BTF.
 //   libbpf_bench callgrind-parse FIXTURE.o NAME ITERATIONS
 //       one untimed warm-up, then ITERATIONS opens through measured_parse(), the function
 //       run.sh hands to `valgrind --tool=callgrind --toggle-collect=measured_parse`.
@@ -29,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 static int quiet;
@@ -104,7 +108,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 5) {
-        fprintf(stderr, "usage: %s parse|load|callgrind-parse OBJ NAME ITERATIONS [WARMUP [PIN_ROOT]]\n", argv[0]);
+        fprintf(stderr, "usage: %s parse|load|vmlinux|callgrind-parse OBJ NAME ITERATIONS [WARMUP [PIN_ROOT]]\n", argv[0]);
         return 64;
     }
     libbpf_set_print(print_fn);
@@ -112,6 +116,27 @@ int main(int argc, char **argv) {
     int iters = atoi(argv[4]);
     int warmup = argc > 5 ? atoi(argv[5]) : 0;
     const char *pin_root = argc > 6 ? argv[6] : NULL;
+    if (strcmp(op, "vmlinux") == 0) {
+        if (warmup < 1) warmup = 1;
+        double *sample = calloc(iters, sizeof(double)), cold = 0;
+        for (int i = 0; i < warmup + iters; i++) {
+            double t0 = now_us();
+            struct btf *btf = btf__load_vmlinux_btf();
+            if (!btf) { fprintf(stderr, "libbpf_bench: vmlinux BTF: %s\n", strerror(errno)); return 3; }
+            if (btf__find_by_name_kind(btf, "bpf_arena_alloc_pages", BTF_KIND_FUNC) <= 0) {
+                fprintf(stderr, "libbpf_bench: bpf_arena_alloc_pages not in vmlinux BTF\n");
+                return 3;
+            }
+            btf__free(btf);
+            double t = now_us() - t0;
+            if (i == 0) cold = t;
+            if (i >= warmup) sample[i - warmup] = t;
+        }
+        qsort(sample, iters, sizeof(double), cmp_double);
+        printf("libbpf-%s\tvmlinux\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\n", libbpf_version_string(), name, iters, cold,
+               percentile(sample, iters, 50), percentile(sample, iters, 90), sample[0]);
+        return 0;
+    }
     size_t size;
     void *buf = read_file(path, &size);
 

@@ -23,10 +23,23 @@ struct Report {
 
     init(results: String, callgrind: String, meta: String) {
         for f in Self.rows(meta) where f.count >= 2 { self.meta.append((f[0], f[1...].joined(separator: "\t"))) }
+        // Several rounds (separate processes) of the same measurement: each figure is the median
+        // of the rounds' figures.
+        var rounds: [String: [String: [String: [Timing]]]] = [:]
         for f in Self.rows(results) where f.count >= 8 {
             guard let n = Int(f[3]), let c = Double(f[4]), let m = Double(f[5]), let p = Double(f[6]), let lo = Double(f[7]) else { continue }
             note(impl: f[0], fixture: f[2])
-            timings[f[1], default: [:]][f[0], default: [:]][f[2]] = Timing(n: n, cold: c, median: m, p90: p, min: lo)
+            rounds[f[1], default: [:]][f[0], default: [:]][f[2], default: []].append(Timing(n: n, cold: c, median: m, p90: p, min: lo))
+        }
+        for (op, byImpl) in rounds {
+            for (impl, byFixture) in byImpl {
+                for (fixture, ts) in byFixture {
+                    timings[op, default: [:]][impl, default: [:]][fixture] = Timing(
+                        n: ts[0].n, cold: Self.median(ts.map(\.cold)), median: Self.median(ts.map(\.median)),
+                        p90: Self.median(ts.map(\.p90)), min: ts.map(\.min).min() ?? 0)
+                    roundCount[op] = max(roundCount[op] ?? 0, ts.count)
+                }
+            }
         }
         for f in Self.rows(callgrind) where f.count >= 4 {
             guard let n = Int(f[2]), n > 0, let ir = Double(f[3]) else { continue }
@@ -34,6 +47,18 @@ struct Report {
             if !callgrindFixtures.contains(f[1]) { callgrindFixtures.append(f[1]) }
             instructions[f[0], default: [:]][f[1]] = ir / Double(n)
         }
+    }
+
+    var roundCount: [String: Int] = [:]
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    func roundsNote(_ op: String) -> String {
+        let r = roundCount[op] ?? 1
+        return r > 1 ? " Each figure is the median over \(r) rounds (separate processes, implementations interleaved)." : ""
     }
 
     private mutating func note(impl: String, fixture: String) {
@@ -64,7 +89,8 @@ struct Report {
 
     func ratio(_ a: Double?, _ b: Double?) -> String {
         guard let a, let b, b > 0 else { return "—" }
-        return fmt(a / b, 2) + "×"
+        let r = a / b
+        return (r >= 0.095 ? fmt(r, 2) : r >= 0.0095 ? fmt(r, 3) : fmt(r, 4)) + "×"
     }
 
     func us(_ v: Double?) -> String { v.map { fmt($0, $0 < 100 ? 1 : 0) } ?? "—" }
@@ -86,7 +112,8 @@ struct Report {
             let n = parse["ours"]?.values.first?.n ?? 0
             out += "\n## 1. Parse: `ObjectSpec(elf:name:)` vs `bpf_object__open_mem` + `bpf_object__close`\n\n"
             out += "Microseconds per object, bytes already in memory; median and p90 of \(n) iterations after warm-up, "
-            out += "each fixture in a fresh process. Ratio = ours / libbpf on the median (< 1: we are faster).\n\n"
+            out += "each fixture in a fresh process. Ratio = ours / libbpf on the median (< 1: we are faster)."
+            out += roundsNote("parse") + "\n\n"
             var header = ["fixture", "ours median", "ours p90"]
             for o in others { header += ["\(label(o)) median", "\(label(o)) p90", "ours / \(label(o))"] }
             let rows = fixtures.filter { parse["ours"]?[$0] != nil }.map { fx -> [String] in
@@ -111,7 +138,7 @@ struct Report {
             out += "per process; both run their kernel feature probes). *median*/*p90* are the steady state over \(n) "
             out += "iterations after warm-up: there ours reuses the cached vmlinux BTF and kconfig while libbpf "
             out += "re-reads and re-parses vmlinux BTF on every load that needs it (kfuncs, ksyms, `tp_btf`/`iter` "
-            out += "targets). **The ratio compares the steady-state medians.**\n\n"
+            out += "targets). **The ratio compares the steady-state medians.**" + roundsNote("load") + "\n\n"
             var header = ["fixture", "ours cold", "ours median", "ours p90"]
             for o in others { header += ["\(label(o)) cold", "\(label(o)) median", "\(label(o)) p90", "ours / \(label(o))"] }
             let rows = fixtures.filter { load["ours"]?[$0] != nil }.map { fx -> [String] in
@@ -124,6 +151,28 @@ struct Report {
                 return r
             }
             out += table(header, rows)
+        }
+
+        let vmlinux = timings["vmlinux"] ?? [:]
+        if vmlinux["ours"]?["vmlinux"] != nil {
+            out += "\n## vmlinux BTF\n\n"
+            out += "Milliseconds to read `/sys/kernel/btf/vmlinux`, parse it and look up one kfunc by name: libbpf "
+            out += "(`btf__load_vmlinux_btf` + `btf__find_by_name_kind` + `btf__free`) pays this on every load that "
+            out += "needs kernel BTF; our loader once per process (`KernelBTF.vmlinux()`, including the name index "
+            out += "its first lookup builds). It explains most of the gap between *cold* and *median* above.\n\n"
+            var header = ["", "ours"]
+            for o in others { header += [label(o), "ours / \(label(o))"] }
+            var rowsOut: [[String]] = []
+            for (what, key) in [("median", \Timing.median), ("p90", \Timing.p90)] {
+                let ours = vmlinux["ours"]?["vmlinux"]?[keyPath: key]
+                var r = [what, ms(ours)]
+                for o in others {
+                    let t = vmlinux[o]?["vmlinux"]?[keyPath: key]
+                    r += [ms(t), ratio(ours, t)]
+                }
+                rowsOut.append(r)
+            }
+            out += table(header, rowsOut)
         }
 
         if !instructions.isEmpty {
@@ -144,7 +193,26 @@ struct Report {
             }
             out += table(header, rows)
         }
+        if let notes = Self.text(notesPath), !notes.isEmpty {
+            out += "\n" + notes
+        }
         return out
+    }
+
+    /// Hand-written findings appended to the generated tables (bench/FINDINGS.md).
+    var notesPath: String = ""
+
+    static func text(_ path: String) -> String? {
+        guard !path.isEmpty, let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            bytes.append(contentsOf: buf[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func grouped(_ v: Int) -> String {

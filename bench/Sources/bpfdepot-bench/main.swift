@@ -5,11 +5,14 @@
 //       ObjectSpec(elf:name:) on bytes already in memory.
 //   bpfdepot-bench load FIXTURE.o NAME ITERATIONS WARMUP PIN_ROOT
 //       ObjectSpec(elf:name:) + Loader.load + unload().
+//   bpfdepot-bench vmlinux - NAME ITERATIONS WARMUP
+//       read /sys/kernel/btf/vmlinux + BTF(parsing:) + KernelBTF's first find (which builds its
+//       name index): what our loader does once per process (KernelBTF.vmlinux() caches it).
 //   bpfdepot-bench callgrind-parse FIXTURE.o NAME ITERATIONS
 //       one untimed warm-up parse, then ITERATIONS parses inside callgrindParseRegion, the
 //       function run.sh collects with `--toggle-collect='*callgrindParseRegion*'`.
-//   bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv
-//       the Markdown tables of RESULTS.md from the collected lines.
+//   bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md]
+//       the Markdown tables of RESULTS.md from the collected lines, then NOTES.md verbatim.
 //
 // parse/load print one tab-separated line, the same format as libbpf_bench:
 //   IMPL  OP  NAME  N  COLD_US  MEDIAN_US  P90_US  MIN_US
@@ -90,16 +93,15 @@ func timed(op: String, name: String, iterations: Int, warmup: Int, body: () -> V
     print("ours\t\(op)\t\(name)\t\(iterations)\t\(fmt(cold, 1))\t\(fmt(percentile(sample, 50), 2))\t\(fmt(percentile(sample, 90), 2))\t\(fmt(sample[0], 2))")
 }
 
+/// `v` with exactly `digits` decimals (no exponent notation).
 func fmt(_ v: Double, _ digits: Int) -> String {
-    var scale = 1.0
+    var scale = 1
     for _ in 0..<digits { scale *= 10 }
-    let r = (v * scale).rounded() / scale
-    var s = "\(r)"
-    if let dot = s.firstIndex(of: ".") {
-        let decimals = s.distance(from: s.index(after: dot), to: s.endIndex)
-        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
-    } else if digits > 0 {
-        s += "." + String(repeating: "0", count: digits)
+    let n = Int((abs(v) * Double(scale)).rounded())
+    var s = (v < 0 && n != 0 ? "-" : "") + String(n / scale)
+    if digits > 0 {
+        let frac = String(n % scale)
+        s += "." + String(repeating: "0", count: digits - frac.count) + frac
     }
     return s
 }
@@ -130,6 +132,17 @@ case "load":
         // Every iteration creates maps.bpf.c's PIN_BY_NAME map again, as libbpf_bench's do.
         clearPins(options.pinRoot)
     })
+case "vmlinux":
+    guard args.count >= 6 else { fail("usage: bpfdepot-bench vmlinux - NAME ITERATIONS WARMUP") }
+    timed(op: "vmlinux", name: args[3], iterations: Int(args[4]) ?? 20, warmup: Int(args[5]) ?? 2, body: {
+        let bytes = readBytes("/sys/kernel/btf/vmlinux")
+        do {
+            let kernel = KernelBTF(btf: try BTF(parsing: bytes))
+            guard kernel.find("bpf_arena_alloc_pages", kind: .function) != nil else { fail("bpf_arena_alloc_pages not in vmlinux BTF") }
+        } catch {
+            fail("vmlinux BTF: \(error)")
+        }
+    })
 case "callgrind-parse":
     guard args.count >= 5 else { fail("usage: bpfdepot-bench callgrind-parse OBJ NAME ITERATIONS") }
     let bytes = readBytes(args[2]), name = args[3], n = Int(args[4]) ?? 20
@@ -137,8 +150,10 @@ case "callgrind-parse":
     let programs = callgrindParseRegion(bytes, name, n)
     print("ours\tcallgrind-parse\t\(name)\t\(n)\t\(programs)")
 case "report":
-    guard args.count >= 5 else { fail("usage: bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv") }
-    print(Report(results: args[2], callgrind: args[3], meta: args[4]).markdown())
+    guard args.count >= 5 else { fail("usage: bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md]") }
+    var report = Report(results: args[2], callgrind: args[3], meta: args[4])
+    if args.count >= 6 { report.notesPath = args[5] }
+    print(report.markdown())
 default:
     fail("unknown operation \(args[1])")
 }
