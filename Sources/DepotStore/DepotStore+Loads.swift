@@ -12,14 +12,10 @@ extension DepotStore {
             throw .emptyPinDirectory
         }
         return try write("create load") { db in
-            guard let current = try Int.fetchOne(
-                db, sql: "SELECT current_revision FROM objects WHERE id = ?", arguments: [objectID])
-            else { throw StoreError.objectNotFound(id: objectID) }
-            let wanted = revision ?? current
-            guard try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM revisions WHERE object_id = ? AND revision = ?)",
-                arguments: [objectID, wanted]) == true
-            else { throw StoreError.revisionNotFound(objectID: objectID, revision: wanted) }
+            let wanted = try Self.existingRevision(db, objectID: objectID, revision: revision)
+            guard let wanted else {
+                throw StoreError.revisionNotFound(objectID: objectID, revision: revision ?? 0)
+            }
             if state == .loaded, let pinDirectory {
                 try Self.checkPinDirectoryFree(db, pinDirectory, except: nil)
             }

@@ -32,14 +32,7 @@ extension DepotStore {
     /// The section images of `revision` (nil: the current one), in the order they were given.
     public func images(objectID: String, revision: Int? = nil) throws(StoreError) -> [SectionImage] {
         let found: [SectionImage]? = try read("get images") { db in
-            guard let current = try Int.fetchOne(
-                db, sql: "SELECT current_revision FROM objects WHERE id = ?", arguments: [objectID])
-            else { throw StoreError.objectNotFound(id: objectID) }
-            let wanted = revision ?? current
-            guard try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM revisions WHERE object_id = ? AND revision = ?)",
-                arguments: [objectID, wanted]) == true
-            else { return nil }
+            guard let wanted = try Self.existingRevision(db, objectID: objectID, revision: revision) else { return nil }
             return try Row.fetchAll(
                 db,
                 sql: """
@@ -119,5 +112,20 @@ extension DepotStore {
                                                      expected: size, found: image.bytes.count)
             }
         }
+    }
+}
+
+extension DepotStore {
+    /// `revision` (nil: the object's current one) if the object has it, nil if it does not;
+    /// throws `objectNotFound` for an unknown object.
+    static func existingRevision(_ db: Database, objectID: String, revision: Int?) throws -> Int? {
+        guard let current = try Int.fetchOne(
+            db, sql: "SELECT current_revision FROM objects WHERE id = ?", arguments: [objectID])
+        else { throw StoreError.objectNotFound(id: objectID) }
+        let wanted = revision ?? current
+        let exists = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM revisions WHERE object_id = ? AND revision = ?)",
+            arguments: [objectID, wanted]) == true
+        return exists ? wanted : nil
     }
 }

@@ -132,10 +132,11 @@ public enum KernelVersion {
         return withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
-    /// `KERNEL_VERSION(a, b, c)` of the running kernel (c capped at 255, as the kernel caps it).
-    public static var code: UInt32 {
+    /// `KERNEL_VERSION(a, b, c)` of the running kernel (c capped at 255, as the kernel caps it);
+    /// computed once: the running kernel does not change under a process.
+    public static let code: UInt32 = {
         let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(3).map { UInt32($0) ?? 0 }
         let a = parts.count > 0 ? parts[0] : 0, b = parts.count > 1 ? parts[1] : 0, c = parts.count > 2 ? parts[2] : 0
         return a << 16 | b << 8 | min(c, 255)
-    }
+    }()
 }
