@@ -39,6 +39,24 @@ public struct VariableView: Sendable {
             ("value", value),
         ])
     }
+
+    /// The text of `json`, written straight into `out`: the live routes send thousands of these
+    /// per request, and building the tree first cost more than reading the values.
+    public func appendJSON(to out: inout [UInt8]) {
+        JSONValue.appendRaw(#"{"name":"#, to: &out)
+        JSONValue.appendString(spec.name, to: &out)
+        JSONValue.appendRaw(#","section":"#, to: &out)
+        JSONValue.appendString(spec.section, to: &out)
+        JSONValue.appendRaw(#","offset":"#, to: &out)
+        JSONValue.int(Int64(spec.offset)).append(to: &out)
+        JSONValue.appendRaw(#","size":"#, to: &out)
+        JSONValue.int(Int64(spec.size)).append(to: &out)
+        JSONValue.appendRaw(#","type":"#, to: &out)
+        JSONValue.appendString(spec.typeName, to: &out)
+        JSONValue.appendRaw(#","value":"#, to: &out)
+        value.append(to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
 }
 
 public struct LoadView: Sendable {

@@ -112,8 +112,16 @@ public enum DepotRoutes {
         // Live values: straight from mapped memory, answered on MHD's thread.
         r.get("/v1/loads/{id}/variables", .immediate { req in
             let values = try depot.liveVariables(loadID: try loadID(req), names: namesParameter(req))
-            let body = JSONValue.object([("variables", .array(values.map(\.json)))])
-            return HTTPResponse.conditional(req, etag: contentTag(body)) { .json(body) }
+            // `{"variables": [...]}` written directly, without a JSONValue tree.
+            var body: [UInt8] = []
+            body.reserveCapacity(16 + values.count * 100)
+            JSONValue.appendRaw(#"{"variables":["#, to: &body)
+            for (i, v) in values.enumerated() {
+                if i > 0 { body.append(UInt8(ascii: ",")) }
+                v.appendJSON(to: &body)
+            }
+            JSONValue.appendRaw("]}", to: &body)
+            return HTTPResponse.conditional(req, etag: contentTag(body)) { .bytes(body, contentType: "application/json") }
         })
         r.get("/v1/loads/{id}/variables/{name}", .immediate { req in
             let name = try req.pathParameter("name")
@@ -123,8 +131,10 @@ public enum DepotRoutes {
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
             }
-            let body = values[0].json
-            return HTTPResponse.conditional(req, etag: contentTag(body)) { .json(body) }
+            var body: [UInt8] = []
+            body.reserveCapacity(128)
+            values[0].appendJSON(to: &body)
+            return HTTPResponse.conditional(req, etag: contentTag(body)) { .bytes(body, contentType: "application/json") }
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
             let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
@@ -165,10 +175,10 @@ public enum DepotRoutes {
 
     static func revisionTag(_ rev: Int) -> EntityTag { EntityTag(String(rev)) }
 
-    /// A cheap content tag for pollers (FNV-1a over the JSON text).
-    static func contentTag(_ body: JSONValue) -> EntityTag {
+    /// A cheap content tag for pollers: FNV-1a over the JSON text about to be sent.
+    static func contentTag(_ bytes: [UInt8]) -> EntityTag {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in body.text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return EntityTag(String(h, radix: 16), weak: true)
     }
 

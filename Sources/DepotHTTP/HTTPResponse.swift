@@ -16,7 +16,7 @@ public struct HTTPResponse: Sendable {
     public static func json(_ value: JSONValue, status: HTTPStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPResponse {
         var h = headers
         h.set("Content-Type", "application/json")
-        return HTTPResponse(status: status, headers: h, body: Array(value.text.utf8))
+        return HTTPResponse(status: status, headers: h, body: value.utf8)
     }
 
     /// Raw bytes, `application/octet-stream` unless told otherwise.
@@ -38,7 +38,7 @@ public struct HTTPResponse: Sendable {
     public static func problem(_ problem: HTTPProblem) -> HTTPResponse {
         var h = problem.headers
         h.set("Content-Type", "application/problem+json")
-        return HTTPResponse(status: problem.status, headers: h, body: Array(problem.json.text.utf8))
+        return HTTPResponse(status: problem.status, headers: h, body: problem.json.utf8)
     }
 
     public static func problem(

@@ -5,24 +5,33 @@
 /// change which route matches.
 enum RequestTarget {
     /// The raw path (before `?`) and the raw query (after it, without `#fragment`).
+    /// Scans the UTF-8 view: `firstIndex(of: Character)` walks grapheme clusters, and this runs
+    /// on every request.
     static func split(_ target: String) -> (path: Substring, query: Substring?) {
-        let noFragment = target.firstIndex(of: "#").map { target[..<$0] } ?? target[...]
-        guard let q = noFragment.firstIndex(of: "?") else { return (noFragment, nil) }
-        return (noFragment[..<q], noFragment[noFragment.index(after: q)...])
+        let utf8 = target.utf8
+        let end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+        // Sliced through the UTF-8 view: a String subscript would round to Character boundaries.
+        guard let q = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) else { return (Substring(utf8[..<end]), nil) }
+        return (Substring(utf8[..<q]), Substring(utf8[utf8.index(after: q)..<end]))
     }
 
     /// Path segments, each percent-decoded on its own: "/" gives [], "/a//b/" gives
     /// ["a", "", "b", ""] so that distinct paths stay distinct. Nil for a malformed escape.
     static func segments(_ rawPath: Substring) -> [String]? {
         var path = rawPath
-        if path.first == "/" { path = path.dropFirst() }
+        if path.utf8.first == UInt8(ascii: "/") { path = Substring(path.utf8.dropFirst()) }
         if path.isEmpty { return [] }
         var out: [String] = []
-        for raw in path.split(separator: "/", omittingEmptySubsequences: false) {
-            guard let decoded = percentDecode(raw, plusIsSpace: false) else { return nil }
+        out.reserveCapacity(8)
+        var start = path.startIndex
+        let utf8 = path.utf8
+        while true {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            guard let decoded = percentDecode(Substring(utf8[start..<end]), plusIsSpace: false) else { return nil }
             out.append(decoded)
+            if end == utf8.endIndex { return out }
+            start = utf8.index(after: end)
         }
-        return out
     }
 
     /// `application/x-www-form-urlencoded` pairs: `+` is a space, `a` alone is `a=""`.

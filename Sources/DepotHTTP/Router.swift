@@ -84,9 +84,10 @@ public struct Router: Sendable {
     /// Looks up decoded path segments (see `HTTPRequest.pathSegments`).
     public func match(_ method: HTTPMethod, segments: [String]) -> RouteMatch {
         var captured: [String] = []
+        captured.reserveCapacity(segments.count)
         var allowed: Set<HTTPMethod> = []
         if let (route, values) = find(root, segments[...], method, &captured, &allowed) {
-            var parameters: [String: String] = [:]
+            var parameters = [String: String](minimumCapacity: route.parameterNames.count)
             for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
             return .found(route.handler, parameters: parameters)
         }

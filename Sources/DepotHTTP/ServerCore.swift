@@ -13,7 +13,8 @@ final class ServerCore: Sendable {
     /// MHD_stop_daemon with suspended connections is undefined behaviour.
     let inFlightDeferred = Atomic<Int>(0)
     private let requestCounter = Atomic<UInt64>(0)
-    private let requestIDPrefix: String
+    /// The high 32 bits of every request id.
+    private let requestIDPrefix: UInt64
 
     /// How much of an oversized chunked body is read and dropped so the client can see its 413;
     /// past this the connection is closed. (With Content-Length, 413 goes out before any body.)
@@ -22,18 +23,20 @@ final class ServerCore: Sendable {
     init(dispatcher: HTTPDispatcher, pool: WorkerPool) {
         self.dispatcher = dispatcher
         self.pool = pool
-        self.requestIDPrefix = Self.hex(UInt64(UInt32.random(in: .min ... .max)), width: 8)
+        self.requestIDPrefix = UInt64(UInt32.random(in: .min ... .max)) << 32
     }
 
     /// 16 hex digits: a random per-server prefix (ids from restarts do not collide) and a counter.
     func nextRequestID() -> String {
         let n = requestCounter.add(1, ordering: .relaxed).newValue
-        return requestIDPrefix + Self.hex(n & 0xffff_ffff, width: 8)
-    }
-
-    private static func hex(_ v: UInt64, width: Int) -> String {
-        let s = String(v, radix: 16)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        let v = requestIDPrefix | (n & 0xffff_ffff)
+        return String(unsafeUninitializedCapacity: 16) { buf in
+            for i in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: v >> (60 - 4 * i)) & 0xf
+                buf[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return 16
+        }
     }
 
     // MARK: access handler
@@ -182,7 +185,8 @@ final class ServerCore: Sendable {
         guard let mhd = created else { return .NO }
         defer { MHD_destroy_response(mhd) }
         for (name, value) in response.headers where Self.isSendable(name: name, value: value) {
-            _ = MHD_add_response_header(mhd, name, value)
+            // withCString: passing the Strings directly copies short ones into a heap array.
+            _ = name.withCString { n in value.withCString { v in MHD_add_response_header(mhd, n, v) } }
         }
         if close { _ = MHD_add_response_header(mhd, "Connection", "close") }
         return MHD_queue_response(connection, UInt32(clamping: response.status.rawValue), mhd)

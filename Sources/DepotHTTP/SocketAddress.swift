@@ -57,22 +57,25 @@ struct SocketAddress {
 
     /// `host:port` or `[v6]:port` for a peer address from MHD.
     static func describe(_ address: UnsafePointer<sockaddr>) -> String? {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        switch Int32(address.pointee.sa_family) {
-        case AF_INET:
-            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
-                var addr = a.pointee.sin_addr
-                guard inet_ntop(AF_INET, &addr, &text, socklen_t(text.count)) != nil else { return nil }
-                return "\(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(UInt16(bigEndian: a.pointee.sin_port))"
+        // Runs on every request: the text goes through a stack buffer, not an array.
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN) + 1) { text -> String? in
+            guard let base = text.baseAddress else { return nil }
+            switch Int32(address.pointee.sa_family) {
+            case AF_INET:
+                return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    var addr = a.pointee.sin_addr
+                    guard inet_ntop(AF_INET, &addr, base, socklen_t(text.count)) != nil else { return nil }
+                    return String(cString: base) + ":" + String(UInt16(bigEndian: a.pointee.sin_port))
+                }
+            case AF_INET6:
+                return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    var addr = a.pointee.sin6_addr
+                    guard inet_ntop(AF_INET6, &addr, base, socklen_t(text.count)) != nil else { return nil }
+                    return "[" + String(cString: base) + "]:" + String(UInt16(bigEndian: a.pointee.sin6_port))
+                }
+            default:
+                return nil
             }
-        case AF_INET6:
-            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
-                var addr = a.pointee.sin6_addr
-                guard inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count)) != nil else { return nil }
-                return "[\(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))]:\(UInt16(bigEndian: a.pointee.sin6_port))"
-            }
-        default:
-            return nil
         }
     }
 }

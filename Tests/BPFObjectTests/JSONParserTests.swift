@@ -70,6 +70,29 @@ import Testing
         #expect(try JSONValue(parsing: "\"ä€😀\"") == .string("ä€😀"))
     }
 
+    /// The writer's exact text: what clients and ETags see (it writes bytes, not a String).
+    @Test func writesCompactAndPrettyText() {
+        let v = JSONValue.object([
+            ("s", .string("q\"b\\n\n\r\t\u{1}\u{1F}é€😀")),
+            ("i", .int(Int64.min)), ("u", .uint(UInt64.max)), ("z", .int(0)), ("n", .int(-7)),
+            ("d", .double(1.5)), ("di", .double(-3)), ("nan", .double(.nan)),
+            ("a", .array([.null, .bool(true), .bool(false), .array([]), .object([])])),
+            ("", .string("")),
+        ])
+        let compact = #"{"s":"q\"b\\n\n\r\t\u0001\u001fé€😀","i":-9223372036854775808,"u":18446744073709551615,"z":0,"n":-7,"d":1.5,"di":-3,"nan":null,"a":[null,true,false,[],{}],"":""}"#
+        #expect(v.text == compact)
+        #expect(v.utf8 == Array(compact.utf8))
+        var appended: [UInt8] = Array("x".utf8)
+        v.append(to: &appended)
+        #expect(appended == Array(("x" + compact).utf8))
+        #expect(JSONValue.object([("a", .array([.int(1), .object([])])), ("b", .string("x"))]).prettyText
+                == "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": \"x\"\n}")
+        var quoted: [UInt8] = []
+        JSONValue.appendString("tab\there", to: &quoted)
+        JSONValue.appendRaw(",", to: &quoted)
+        #expect(quoted == Array(#""tab\there","#.utf8))
+    }
+
     /// (text, offset, expected, found)
     static let errorCases: [([UInt8], Int, String, String)] = [
         (Array("".utf8), 0, "a value", "end of input"),
