@@ -29,7 +29,7 @@ public final class Depot: Sendable {
             throw .invalidObject(error)
         }
         let (stored, created) = try storeCall { () throws(StoreError) in try store.putObject(elf: elf, name: objectName, spec: spec) }
-        if created { specs.withLock { $0[stored.id] = spec } }
+        if created { specs.withLock { $0[stored.id] = Self.withoutImages(spec) } }
         return (ObjectView(object: stored, spec: try self.spec(stored.id)), created)
     }
 
@@ -54,15 +54,27 @@ public final class Depot: Sendable {
         specs.withLock { _ = $0.removeValue(forKey: id) }
     }
 
-    /// The parsed spec of a stored object (parsed once per process).
+    /// The parsed spec of a stored object (parsed once per process), without section images.
     func spec(_ id: String) throws(DepotError) -> ObjectSpec {
         if let s = specs.withLock({ $0[id] }) { return s }
         let elf = try storeCall { () throws(StoreError) in try store.elf(objectID: id) }
         let o = try storeCall { () throws(StoreError) in try store.object(id: id) }
         let spec: ObjectSpec
         do { spec = try ObjectSpec(elf: elf, name: ObjectSpec.objectName(forPath: o.name)) } catch { throw .invalidObject(error) }
-        specs.withLock { $0[id] = spec }
-        return spec
+        let kept = Self.withoutImages(spec)
+        specs.withLock { $0[id] = kept }
+        return kept
+    }
+
+    /// What the spec cache keeps: the spec without its section images. Every use of images goes
+    /// through `spec(_:revision:)`, which puts the revision's images (all sections: the store
+    /// keeps revision 1's set in every revision) in place; holding the ELF's own images as well
+    /// cost each object's image size for the life of the process (bench/FINDINGS.md: 235 MiB of
+    /// anonymous memory after eight 16 MiB uploads).
+    static func withoutImages(_ spec: ObjectSpec) -> ObjectSpec {
+        var s = spec
+        for i in s.dataSections.indices { s.dataSections[i].image = [] }
+        return s
     }
 
     /// The spec with a revision's images in place.
@@ -83,13 +95,19 @@ public final class Depot: Sendable {
 
     public func variables(objectID: String, revision: Int?, names: [String]? = nil) throws(DepotError) -> (values: [VariableView], revision: Int) {
         let (spec, rev) = try spec(objectID, revision: revision)
-        var out: [VariableView] = []
-        let wanted = names ?? spec.variables.map(\.name)
-        for n in wanted {
-            guard let v = spec.variable(named: n) else { throw .unknownVariable(name: n, objectID: objectID) }
-            out.append(VariableView(spec: v, value: (try? spec.initialValue(of: v)) ?? .null))
+        var wanted = spec.variables
+        if let names {
+            // By name through one index: a linear search per name is O(n²) for many names.
+            var index: [String: Int] = [:]
+            index.reserveCapacity(spec.variables.count)
+            for (i, v) in spec.variables.enumerated() where index[v.name] == nil { index[v.name] = i }
+            wanted = []
+            for n in names {
+                guard let i = index[n] else { throw .unknownVariable(name: n, objectID: objectID) }
+                wanted.append(spec.variables[i])
+            }
         }
-        return (out, rev)
+        return (wanted.map { VariableView(spec: $0, value: (try? spec.initialValue(of: $0)) ?? .null) }, rev)
     }
 
     /// Encodes every named value through BTF into one new revision; all or nothing.
@@ -205,11 +223,22 @@ public final class Depot: Sendable {
         let obj = try loaded(loadID)
         guard let btf = obj.spec.btf else { return [] }
         let decoder = BTFValueDecoder(btf: btf)
+        var indices: [Int] = []
+        if let names {
+            indices.reserveCapacity(names.count)
+            for n in names {
+                guard let i = obj.variableIndex(named: n) else { throw .unknownVariable(name: n, objectID: obj.spec.name) }
+                indices.append(i)
+            }
+        } else {
+            indices = Array(obj.spec.variables.indices)
+        }
         var out: [VariableView] = []
-        for n in names ?? obj.spec.variables.map(\.name) {
-            guard let v = obj.spec.variable(named: n) else { throw .unknownVariable(name: n, objectID: obj.spec.name) }
+        out.reserveCapacity(indices.count)
+        for i in indices {
+            let v = obj.spec.variables[i]
             let bytes: [UInt8]
-            do { bytes = try obj.read(variable: n) } catch { throw .load(error) }
+            do { bytes = try obj.read(variableAt: i) } catch { throw .load(error) }
             out.append(VariableView(spec: v, value: (try? decoder.decode(v.btfTypeID, bytes[...])) ?? .null))
         }
         return out
@@ -222,7 +251,7 @@ public final class Depot: Sendable {
         guard let btf = obj.spec.btf else { throw .liveValue(name: values[0].0, reason: "object has no BTF") }
         var writes: [(String, [UInt8])] = []
         for (name, value) in values {
-            guard let v = obj.spec.variable(named: name) else { throw .unknownVariable(name: name, objectID: obj.spec.name) }
+            guard let v = obj.variable(named: name) else { throw .unknownVariable(name: name, objectID: obj.spec.name) }
             if v.sectionKind == .rodata || v.sectionKind == .kconfig { throw .readOnlyVariable(name: name, section: v.section) }
             var bytes: [UInt8]
             do { bytes = try obj.read(variable: name) } catch { throw .load(error) }

@@ -29,6 +29,12 @@ public final class LoadedObject: Sendable {
     public let pinDirectory: String?
     let btfFD: BPFFD?
     private let state = LiveState()
+    /// `spec.variables` by name (the first of a name, as `ObjectSpec.variable(named:)`): a live
+    /// read of all 1,000 variables of an object was O(n²) in linear lookups.
+    private let variableIndex: [String: Int]
+    /// For each of `spec.variables`: its map's index in `maps` and its offset in that map's
+    /// memory (nil when its section has no map), worked out once instead of on every read.
+    private let variableLocations: [(map: Int, offset: Int)?]
 
     init(spec: ObjectSpec, maps: [LoadedMap], programs: [LoadedProgram], arenaDataOffset: UInt64,
          pinDirectory: String?, btfFD: BPFFD?) {
@@ -38,6 +44,14 @@ public final class LoadedObject: Sendable {
         self.arenaDataOffset = arenaDataOffset
         self.pinDirectory = pinDirectory
         self.btfFD = btfFD
+        var index: [String: Int] = [:]
+        index.reserveCapacity(spec.variables.count)
+        for (i, v) in spec.variables.enumerated() where index[v.name] == nil { index[v.name] = i }
+        variableIndex = index
+        variableLocations = spec.variables.map { v in
+            guard let ds = spec.dataSection(named: v.section), ds.mapIndex >= 0, ds.mapIndex < maps.count else { return nil }
+            return (ds.mapIndex, (ds.kind == .arena ? Int(arenaDataOffset) : 0) + Int(v.offset))
+        }
     }
 
     public var isLoaded: Bool { state.isLoaded }
@@ -57,26 +71,44 @@ public final class LoadedObject: Sendable {
 
     // MARK: live variables
 
+    /// The index in `spec.variables` of the variable called `name` (the first, if several are).
+    public func variableIndex(named name: String) -> Int? { variableIndex[name] }
+
+    /// `spec.variable(named:)` without the linear search.
+    public func variable(named name: String) -> VariableSpec? {
+        variableIndex[name].map { spec.variables[$0] }
+    }
+
     /// Where a variable lives once loaded.
     private func location(of name: String) throws(LoaderError) -> (VariableSpec, LoadedMap, offset: Int) {
-        guard let v = spec.variable(named: name) else { throw .unknownVariable(name) }
-        guard let ds = spec.dataSection(named: v.section), ds.mapIndex >= 0, ds.mapIndex < maps.count else {
-            throw .unknownVariable(name)
-        }
-        let m = maps[ds.mapIndex]
-        let base = ds.kind == .arena ? Int(arenaDataOffset) : 0
-        return (v, m, base + Int(v.offset))
+        guard let i = variableIndex[name] else { throw .unknownVariable(name) }
+        return try location(ofVariableAt: i)
+    }
+
+    private func location(ofVariableAt i: Int) throws(LoaderError) -> (VariableSpec, LoadedMap, offset: Int) {
+        let v = spec.variables[i]
+        guard let (m, offset) = variableLocations[i] else { throw .unknownVariable(v.name) }
+        return (v, maps[m], offset)
     }
 
     /// The variable's current bytes.
     public func read(variable name: String) throws(LoaderError) -> [UInt8] {
-        let (v, m, offset) = try location(of: name)
+        guard let i = variableIndex[name] else { throw .unknownVariable(name) }
+        return try read(variableAt: i)
+    }
+
+    /// The current bytes of `spec.variables[index]`. (Reads `maps[i]` fields in place: copying
+    /// the `LoadedMap` and `VariableSpec` was a fifth of reading a variable.)
+    public func read(variableAt index: Int) throws(LoaderError) -> [UInt8] {
+        guard spec.variables.indices.contains(index) else { throw .unknownVariable("#\(index)") }
+        guard let (mi, offset) = variableLocations[index] else { throw .unknownVariable(spec.variables[index].name) }
+        let size = Int(spec.variables[index].size)
         return try withLive { () throws(LoaderError) in
-            if let region = m.region {
-                return try mapOp(m) { () throws(BPFError) in try region.read(at: offset, count: Int(v.size)) }
+            if let region = maps[mi].region {
+                do throws(BPFError) { return try region.read(at: offset, count: size) } catch { throw .map(name: maps[mi].spec.name, error) }
             }
-            let value = try lookupValue(m)
-            return Array(value[offset..<(offset + Int(v.size))])
+            let value = try lookupValue(maps[mi])
+            return Array(value[offset..<(offset + size)])
         }
     }
 
