@@ -6,10 +6,13 @@
 #   sh bench/run.sh                  # everything (needs root for the load benchmark)
 #   SKIP_LOAD=1 sh bench/run.sh      # parse + callgrind only
 #
+# bench/run-all.sh runs bench/service.sh (HTTP, store, start-up) and then this script with
+# WITH_SERVICE=1, which puts service.sh's summary and tables into the same RESULTS.md.
+#
 # Knobs (environment): FIXTURES, PARSE_ITERS (2000), PARSE_WARMUP (200), PARSE_ROUNDS (3),
 # LOAD_ITERS (200), LOAD_WARMUP (5), LOAD_ROUNDS (1), VMLINUX_ITERS (20), CALLGRIND_FIXTURES
-# (all FIXTURES), CALLGRIND_ITERS (20), SKIP_LOAD, SKIP_VMLINUX, SKIP_CALLGRIND,
-# SKIP_BUILD, PYLIBBPF_DIR, CLANG, OUT (default bench/RESULTS.md).
+# (all FIXTURES), CALLGRIND_ITERS (20), SKIP_PARSE, SKIP_LOAD, SKIP_VMLINUX, SKIP_CALLGRIND,
+# SKIP_BUILD, PYLIBBPF_DIR, CLANG, OUT (default bench/RESULTS.md), WITH_SERVICE.
 #
 # Everything built goes under bench/.build (git-ignored): the SwiftPM scratch path, c/ (the
 # libbpf_bench binaries), fixtures/ (the .o files), results/ (raw TSV lines, callgrind.out.*).
@@ -106,6 +109,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
 # --- 1. parse ----------------------------------------------------------------------------------
 r=1
+[ -z "${SKIP_PARSE:-}" ] || r=$((PARSE_ROUNDS + 1))
 while [ $r -le "$PARSE_ROUNDS" ]; do
     for fx in $FIXTURES; do
         log "parse $fx (round $r/$PARSE_ROUNDS)"
@@ -173,5 +177,11 @@ if [ -z "${SKIP_CALLGRIND:-}" ] && command -v valgrind >/dev/null; then
 fi
 
 printf 'load average at end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$meta"
-"$ours" report "$results" "$callgrind" "$meta" "$bench/FINDINGS.md" >"$out_md"
+if [ -n "${WITH_SERVICE:-}" ] && [ -s "$build/results/service-meta.tsv" ]; then
+    cat "$build/results/service-meta.tsv" >>"$meta"
+    "$ours" report "$results" "$callgrind" "$meta" "$bench/FINDINGS.md" \
+        "$build/results/summary.tsv" "$build/results/service.md" >"$out_md"
+else
+    "$ours" report "$results" "$callgrind" "$meta" "$bench/FINDINGS.md" >"$out_md"
+fi
 cat "$out_md"

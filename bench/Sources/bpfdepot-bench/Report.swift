@@ -103,9 +103,45 @@ struct Report {
         return out
     }
 
+    /// bench/service.sh's summary rows (`MEASURE OURS LIMIT RATIO GOAL MET`) and its tables.
+    var serviceSummaryPath = ""
+    var serviceMarkdownPath = ""
+
+    /// One row per loader comparison: the range of ours / libbpf over the fixtures.
+    func loaderSummary() -> [[String]] {
+        var out: [[String]] = []
+        for (op, what) in [("parse", "Loader: parse, ours / libbpf median"), ("load", "Loader: open+load+unload, ours / libbpf median")] {
+            guard let t = timings[op], let ours = t["ours"] else { continue }
+            for o in others {
+                guard let theirs = t[o] else { continue }
+                let r = fixtures.compactMap { fx -> Double? in
+                    guard let a = ours[fx]?.median, let b = theirs[fx]?.median, b > 0 else { return nil }
+                    return a / b
+                }
+                guard !r.isEmpty else { continue }
+                let met = r.filter { $0 <= 1 }.count
+                out.append(["\(what) (\(label(o)), \(r.count) fixtures)", "—", label(o),
+                            "\(ratio(r.min(), 1)) … \(ratio(r.max(), 1)) (median \(ratio(Self.median(r), 1)))", "≤ 1.0×",
+                            met == r.count ? "yes" : "**\(met) of \(r.count)**"])
+            }
+        }
+        return out
+    }
+
     func markdown() -> String {
         var out = "# bpfdepot benchmarks\n\n"
         for (k, v) in meta { out += "- **\(k)**: \(v)\n" }
+
+        let summary = Self.rows(serviceSummaryPath).filter { $0.count >= 6 } + loaderSummary()
+        if !summary.isEmpty {
+            out += "\n## Summary: each pair measured in this run\n\n"
+            out += "*ratio* = ours / the limit (for req/s higher is better, for times lower is better). "
+            out += "Details and method in the sections below.\n\n"
+            out += table(["measure", "bpfdepot", "limit", "ratio", "goal", "met"], summary)
+        }
+        if let service = Self.text(serviceMarkdownPath), !service.isEmpty {
+            out += service
+        }
 
         let parse = timings["parse"] ?? [:]
         if !parse.isEmpty {

@@ -11,8 +11,15 @@
 //   bpfdepot-bench callgrind-parse FIXTURE.o NAME ITERATIONS
 //       one untimed warm-up parse, then ITERATIONS parses inside callgrindParseRegion, the
 //       function run.sh collects with `--toggle-collect='*callgrindParseRegion*'`.
-//   bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md]
-//       the Markdown tables of RESULTS.md from the collected lines, then NOTES.md verbatim.
+//   bpfdepot-bench store-raw OBJ COUNT DB
+//       SHA-256 (swift-crypto) + one SQLite blob insert per distinct variant of OBJ: the raw
+//       cost under `POST /v1/objects` (bench/service.sh; see StoreRaw.swift).
+//   bpfdepot-bench service-report SERVICE.tsv SUMMARY.tsv
+//       the Markdown tables of bench/service.sh's measurements (stdout) and the summary rows
+//       (SUMMARY.tsv) that `report` puts at the top of RESULTS.md (ServiceReport.swift).
+//   bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md [SUMMARY.tsv SERVICE.md]]
+//       the Markdown tables of RESULTS.md from the collected lines: a summary of ratios and
+//       goals, the service tables (SERVICE.md), the loader tables, then NOTES.md verbatim.
 //
 // parse/load print one tab-separated line, the same format as libbpf_bench:
 //   IMPL  OP  NAME  N  COLD_US  MEDIAN_US  P90_US  MIN_US
@@ -146,17 +153,32 @@ case "vmlinux":
         } catch {
             fail("vmlinux BTF: \(error)")
         }
-    }, between: { kept = nil })
+    }, between: { if kept != nil { kept = nil } })
 case "callgrind-parse":
     guard args.count >= 5 else { fail("usage: bpfdepot-bench callgrind-parse OBJ NAME ITERATIONS") }
     let bytes = readBytes(args[2]), name = args[3], n = Int(args[4]) ?? 20
     _ = parse(bytes, name)
     let programs = callgrindParseRegion(bytes, name, n)
     print("ours\tcallgrind-parse\t\(name)\t\(n)\t\(programs)")
+case "store-raw":
+    guard args.count >= 5, let n = Int(args[3]), n > 0 else { fail("usage: bpfdepot-bench store-raw OBJ COUNT DB") }
+    storeRaw(path: args[2], count: n, dbPath: args[4])
+case "service-report":
+    guard args.count >= 4 else { fail("usage: bpfdepot-bench service-report SERVICE.tsv SUMMARY.tsv") }
+    var report = ServiceReport(path: args[2])
+    print(report.markdown(), terminator: "")
+    let text = report.summary.map { $0.joined(separator: "\t") + "\n" }.joined()
+    guard let f = fopen(args[3], "w") else { fail("cannot write \(args[3])") }
+    fputs(text, f)
+    fclose(f)
 case "report":
-    guard args.count >= 5 else { fail("usage: bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md]") }
+    guard args.count >= 5 else { fail("usage: bpfdepot-bench report RESULTS.tsv CALLGRIND.tsv META.tsv [NOTES.md [SUMMARY.tsv SERVICE.md]]") }
     var report = Report(results: args[2], callgrind: args[3], meta: args[4])
     if args.count >= 6 { report.notesPath = args[5] }
+    if args.count >= 8 {
+        report.serviceSummaryPath = args[6]
+        report.serviceMarkdownPath = args[7]
+    }
     print(report.markdown())
 default:
     fail("unknown operation \(args[1])")

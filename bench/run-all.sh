@@ -1,0 +1,38 @@
+#!/bin/sh
+# bench/run-all.sh — every benchmark in one run, each pair measured in that run: the service
+# (bench/service.sh: HTTP vs a bare libmicrohttpd server, store vs raw SHA-256 + SQLite insert,
+# start-up, RSS), then the loader (bench/run.sh: parse and open+load vs libbpf). Writes
+# bench/RESULTS.md (summary of ratios and goals first) and prints the summary table.
+#
+#   sh bench/run-all.sh                     # everything: about 25 minutes on 2 cores, needs root
+#   QUICK=1 sh bench/run-all.sh             # shorter runs (a few minutes; noisier)
+#   SKIP_LOADER=1 sh bench/run-all.sh       # service only; SKIP_SERVICE=1: loader only
+#
+# Every knob of service.sh and run.sh passes through (SKIP_HTTP, SKIP_STORE, SKIP_STARTUP,
+# WRK_SECONDS, CALLGRIND_REQUESTS, SKIP_LOAD, PARSE_ROUNDS, ...); see their headers.
+set -eu
+bench=$(cd "$(dirname "$0")" && pwd)
+build=$bench/.build
+if [ -n "${QUICK:-}" ]; then
+    export WRK_SECONDS=${WRK_SECONDS:-3} WRK_ROUNDS=${WRK_ROUNDS:-1} PROBE_COUNT=${PROBE_COUNT:-500}
+    export CALLGRIND_REQUESTS=${CALLGRIND_REQUESTS:-200} UPLOAD_COUNT=${UPLOAD_COUNT:-3} STORE_ROUNDS=${STORE_ROUNDS:-1}
+    export PATCH_BIG=${PATCH_BIG:-5} PATCH_SMALL=${PATCH_SMALL:-50} STARTUP_RUNS=${STARTUP_RUNS:-3}
+    export PARSE_ROUNDS=${PARSE_ROUNDS:-1} PARSE_ITERS=${PARSE_ITERS:-500} LOAD_ITERS=${LOAD_ITERS:-20}
+    export CALLGRIND_FIXTURES=${CALLGRIND_FIXTURES:-"globals arena"}
+fi
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "run-all.sh: swift build -c release (bpfdepot-bench and bpfdepot, bench/.build)" >&2
+    swift build -c release --package-path "$bench" --scratch-path "$build" -Xcc -gdwarf-4 >&2
+    swift build -c release --package-path "$bench" --scratch-path "$build" -Xcc -gdwarf-4 --product bpfdepot \
+        ${STATIC_STDLIB:+--static-swift-stdlib} >&2
+fi
+rm -f "$build/results/summary.tsv" "$build/results/service.md" "$build/results/service-meta.tsv"
+[ -n "${SKIP_SERVICE:-}" ] || SKIP_BUILD=1 sh "$bench/service.sh" >/dev/null
+if [ -n "${SKIP_LOADER:-}" ]; then
+    export SKIP_PARSE=1 SKIP_LOAD=1 SKIP_VMLINUX=1 SKIP_CALLGRIND=1
+fi
+SKIP_BUILD=1 WITH_SERVICE=1 sh "$bench/run.sh" >/dev/null
+out=${OUT:-$bench/RESULTS.md}
+echo "run-all.sh: wrote $out" >&2
+# The summary table (up to the next section).
+awk '/^## Summary/ { on = 1 } on && /^## / && !/^## Summary/ { exit } on' "$out"
