@@ -220,9 +220,14 @@ public final class Depot: Sendable {
 
     /// Live typed values of a load's variables, read straight from mapped memory.
     public func liveVariables(loadID: Int64, names: [String]?) throws(DepotError) -> [VariableView] {
+        try readLive(loadID: loadID, names: names).views()
+    }
+
+    /// The current bytes of a load's variables (all, or `names` in that order), read once: a
+    /// poller's tag (`contentHash`) and the body (`views()`) both come from this one read, and
+    /// an unchanged poll needs no decoding at all.
+    public func readLive(loadID: Int64, names: [String]?) throws(DepotError) -> LiveRead {
         let obj = try loaded(loadID)
-        guard let btf = obj.spec.btf else { return [] }
-        let decoder = BTFValueDecoder(btf: btf)
         var indices: [Int] = []
         if let names {
             indices.reserveCapacity(names.count)
@@ -233,15 +238,14 @@ public final class Depot: Sendable {
         } else {
             indices = Array(obj.spec.variables.indices)
         }
-        var out: [VariableView] = []
-        out.reserveCapacity(indices.count)
+        // Variables come from BTF, so without it there are none to read (a name was refused above).
+        guard obj.spec.btf != nil else { return LiveRead(object: obj, indices: [], bytes: []) }
+        var bytes: [[UInt8]] = []
+        bytes.reserveCapacity(indices.count)
         for i in indices {
-            let v = obj.spec.variables[i]
-            let bytes: [UInt8]
-            do { bytes = try obj.read(variableAt: i) } catch { throw .load(error) }
-            out.append(VariableView(spec: v, value: (try? decoder.decode(v.btfTypeID, bytes[...])) ?? .null))
+            do { bytes.append(try obj.read(variableAt: i)) } catch { throw .load(error) }
         }
-        return out
+        return LiveRead(object: obj, indices: indices, bytes: bytes)
     }
 
     /// Writes typed values into a live load (all are encoded before any is written).

@@ -59,6 +59,38 @@ public struct VariableView: Sendable {
     }
 }
 
+/// One read of a load's live variables: `bytes[k]` is the memory of `spec.variables[indices[k]]`.
+public struct LiveRead: Sendable {
+    public let object: LoadedObject
+    public let indices: [Int]
+    public let bytes: [[UInt8]]
+
+    /// FNV-1a over each variable's index and bytes. The values a read renders are a function of
+    /// exactly these (the spec and its BTF are fixed for a load), so this tags the body for
+    /// pollers without decoding anything.
+    public var contentHash: UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (i, b) in zip(indices, bytes) {
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: i).littleEndian) { for x in $0 { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 } }
+            for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        }
+        return h
+    }
+
+    /// The typed values, decoded through the object's BTF (null where a value cannot be rendered).
+    public func views() -> [VariableView] {
+        guard let btf = object.spec.btf else { return [] }
+        let decoder = BTFValueDecoder(btf: btf)
+        var out: [VariableView] = []
+        out.reserveCapacity(indices.count)
+        for (i, b) in zip(indices, bytes) {
+            let v = object.spec.variables[i]
+            out.append(VariableView(spec: v, value: (try? decoder.decode(v.btfTypeID, b[...])) ?? .null))
+        }
+        return out
+    }
+}
+
 public struct LoadView: Sendable {
     public let record: LoadRecord
     public let object: LoadedObject?

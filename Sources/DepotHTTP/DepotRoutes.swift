@@ -110,31 +110,37 @@ public enum DepotRoutes {
             return .noContent
         })
         // Live values: straight from mapped memory, answered on MHD's thread.
+        // Tagged from the raw bytes: an unchanged poll is answered 304 without decoding.
         r.get("/v1/loads/{id}/variables", .immediate { req in
-            let values = try depot.liveVariables(loadID: try loadID(req), names: namesParameter(req))
-            // `{"variables": [...]}` written directly, without a JSONValue tree.
-            var body: [UInt8] = []
-            body.reserveCapacity(16 + values.count * 100)
-            JSONValue.appendRaw(#"{"variables":["#, to: &body)
-            for (i, v) in values.enumerated() {
-                if i > 0 { body.append(UInt8(ascii: ",")) }
-                v.appendJSON(to: &body)
+            let live = try depot.readLive(loadID: try loadID(req), names: namesParameter(req))
+            return HTTPResponse.conditional(req, etag: contentTag(live)) {
+                // `{"variables": [...]}` written directly, without a JSONValue tree.
+                let values = live.views()
+                var body: [UInt8] = []
+                body.reserveCapacity(16 + values.count * 100)
+                JSONValue.appendRaw(#"{"variables":["#, to: &body)
+                for (i, v) in values.enumerated() {
+                    if i > 0 { body.append(UInt8(ascii: ",")) }
+                    v.appendJSON(to: &body)
+                }
+                JSONValue.appendRaw("]}", to: &body)
+                return .bytes(body, contentType: "application/json")
             }
-            JSONValue.appendRaw("]}", to: &body)
-            return HTTPResponse.conditional(req, etag: contentTag(body)) { .bytes(body, contentType: "application/json") }
         })
         r.get("/v1/loads/{id}/variables/{name}", .immediate { req in
             let name = try req.pathParameter("name")
-            let values: [VariableView]
+            let live: LiveRead
             do {
-                values = try depot.liveVariables(loadID: try loadID(req), names: [name])
+                live = try depot.readLive(loadID: try loadID(req), names: [name])
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
             }
-            var body: [UInt8] = []
-            body.reserveCapacity(128)
-            values[0].appendJSON(to: &body)
-            return HTTPResponse.conditional(req, etag: contentTag(body)) { .bytes(body, contentType: "application/json") }
+            return HTTPResponse.conditional(req, etag: contentTag(live)) {
+                var body: [UInt8] = []
+                body.reserveCapacity(128)
+                live.views().first?.appendJSON(to: &body)
+                return .bytes(body, contentType: "application/json")
+            }
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
             let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
@@ -175,11 +181,9 @@ public enum DepotRoutes {
 
     static func revisionTag(_ rev: Int) -> EntityTag { EntityTag(String(rev)) }
 
-    /// A cheap content tag for pollers: FNV-1a over the JSON text about to be sent.
-    static func contentTag(_ bytes: [UInt8]) -> EntityTag {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return EntityTag(String(h, radix: 16), weak: true)
+    /// A weak tag for pollers, from the raw bytes of the variables the body shows.
+    static func contentTag(_ live: LiveRead) -> EntityTag {
+        EntityTag(String(live.contentHash, radix: 16), weak: true)
     }
 
     static func badBody(_ detail: String) -> HTTPProblem {
