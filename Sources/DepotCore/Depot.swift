@@ -11,12 +11,14 @@ public final class Depot: Sendable {
     public let store: DepotStore
     let pinRoot: String?
     private let specs = Mutex<[String: ObjectSpec]>([:])
-    private let live = Mutex<[Int64: LoadedObject]>([:])
+    let live = Mutex<[Int64: LoadedObject]>([:])
+    public let metrics: DepotMetrics
 
     /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`.
-    public init(store: DepotStore, pinRoot: String? = nil) {
+    public init(store: DepotStore, pinRoot: String? = nil, metrics: DepotMetrics = DepotMetrics()) {
         self.store = store
         self.pinRoot = pinRoot
+        self.metrics = metrics
     }
 
     // MARK: objects
@@ -29,7 +31,10 @@ public final class Depot: Sendable {
             throw .invalidObject(error)
         }
         let (stored, created) = try storeCall { () throws(StoreError) in try store.putObject(elf: elf, name: objectName, spec: spec) }
-        if created { specs.withLock { $0[stored.id] = spec } }
+        if created {
+            specs.withLock { $0[stored.id] = spec }
+            metrics.objectsChanged()
+        }
         return (ObjectView(object: stored, spec: try self.spec(stored.id)), created)
     }
 
@@ -52,6 +57,7 @@ public final class Depot: Sendable {
     public func deleteObject(id: String) throws(DepotError) {
         try storeCall { () throws(StoreError) in try store.deleteObject(id: id) }
         specs.withLock { _ = $0.removeValue(forKey: id) }
+        metrics.objectsChanged()
     }
 
     /// The parsed spec of a stored object (parsed once per process).
@@ -155,7 +161,12 @@ public final class Depot: Sendable {
         var options = LoadOptions()
         if let pinRoot { options.pinDirectory = "\(pinRoot)/\(record.id)" }
         let obj: LoadedObject
-        do { obj = try Loader.load(spec, options: options) } catch { throw .load(error) }
+        let started = ContinuousClock.now
+        do { obj = try Loader.load(spec, options: options) } catch {
+            metrics.loadFailed(error, since: started)
+            throw .load(error)
+        }
+        metrics.loadSucceeded(since: started)
         let ids = JSONValue.object([
             ("maps", .object(obj.maps.map { ($0.spec.name, .uint(UInt64($0.id))) })),
             ("programs", .object(obj.programs.map { ($0.name, .uint(UInt64($0.id))) })),
