@@ -228,6 +228,11 @@ PATCHES = [
     {"bss_arr": [1, 2]},
     {"ro_u32": 3},
 ]
+EXPORTS = [
+    {"variables": ["arena_counter", "arena_rec"]},
+    {"variables": ["data_int", "data_point", "data_flag", "data_color", "bss_arr"]},
+    {"variables": []},
+]
 RUNS = [
     {},
     {"repeat": 2},
@@ -242,6 +247,8 @@ def valid_bodies(method, path):
         return PATCHES
     if method == "POST" and path.endswith("/run"):
         return RUNS
+    if method == "PUT" and path.endswith("/metrics"):
+        return EXPORTS
     return None
 
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMicroHTTPD
+import Logging
 import Synchronization
 
 public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
@@ -43,11 +44,12 @@ public final class HTTPServer: Sendable {
 
     private let state = Mutex<State>(.idle)
 
-    public init(configuration: HTTPServerConfiguration, router: Router) {
+    /// `metrics`: where request counts and latencies go; `logger`: access lines and errors.
+    public init(configuration: HTTPServerConfiguration, router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
         self.configuration = configuration
         self.dispatcher = HTTPDispatcher(
             router: router, bearerToken: configuration.bearerToken.flatMap(BearerToken.init),
-            maxBodyBytes: configuration.maxBodyBytes)
+            maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger)
     }
 
     deinit { stop() }

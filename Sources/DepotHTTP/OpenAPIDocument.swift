@@ -30,7 +30,9 @@ info:
     * `400` for a request path with a malformed percent escape.
     * `503` (with `Retry-After`) while the server shuts down or when its worker queue is full.
 
-    Every response carries an `X-Request-Id` header.
+    Every response carries an `X-Request-Id` header: the request's own `X-Request-Id` when it is
+    1 to 64 characters of `A-Z a-z 0-9 . _ -`, a generated id otherwise. The server's log lines
+    about a request carry the same id (`request_id`).
   license:
     name: GPL-2.0-only
     identifier: GPL-2.0-only
@@ -45,6 +47,8 @@ tags:
     description: typed variables and raw section images of stored revisions
   - name: loads
     description: revisions loaded into the kernel, their live variables and test runs
+  - name: metrics
+    description: Prometheus metrics, including live variables a load exports
 
 paths:
   /healthz:
@@ -84,6 +88,45 @@ paths:
                   openapi:
                     type: string
                     pattern: "^3\\.1\\."
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /metrics:
+    get:
+      operationId: getMetrics
+      tags: [metrics, service]
+      summary: Prometheus metrics (text exposition format 0.0.4)
+      description: |
+        Answered from memory on the server's own threads, so a scrape is served even while slow
+        requests (loads, uploads) occupy every worker. Families:
+
+        * `bpfdepot_http_requests_total{route, method, status}` (counter) and
+          `bpfdepot_http_request_duration_seconds{route, method, status}` (histogram, buckets
+          from 50 µs to 10 s; from the request line to the response being queued). `route` is
+          the path template, such as `/v1/loads/{id}/variables/{name}`, or `unmatched` for a
+          path no route has; `method` is `OTHER` for methods outside the standard set. Every
+          request counts once, refusals (401, 404, 405, 413, ...) included.
+        * `bpfdepot_objects_stored` and `bpfdepot_loads_active` (gauges).
+        * `bpfdepot_load_duration_seconds{result="loaded"|"failed"}` (histogram of kernel
+          load times), `bpfdepot_load_failures_total{reason}` (counter; `reason` is one of
+          `verifier`, `map`, `program`, `arena`, `extern`, `kconfig`, `relocation`,
+          `attach_target`, `image`, `program_section`, `pin`, `other`) and
+          `bpfdepot_verifier_rejections_total` (counter).
+        * `bpfdepot_variable{load, name}` (gauge): each numeric field of the variables a loaded
+          load exports (see `PUT /v1/loads/{id}/metrics`), read from its mapped memory at scrape
+          time. Struct members are joined with dots (`stats.hits`), array elements indexed
+          (`grid[1][2]`); bools are 0/1, enums their value; `char` arrays, pointers and
+          integers wider than 64 bits are left out. Values are doubles: integers past 2^53
+          round.
+      responses:
+        "200":
+          description: the metrics
+          content:
+            text/plain:
+              schema:
+                type: string
+              example: |
+                # TYPE bpfdepot_variable gauge
+                bpfdepot_variable{load="7",name="stats.hits"} 42.0
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
   /v1/objects:
@@ -437,7 +480,9 @@ paths:
         - bearerAuth: []
       requestBody:
         required: false
-        description: which revision to load; the current one when there is no body
+        description: |
+          which revision to load (the current one when there is no body), and which variables
+          to export as Prometheus gauges from the start (as `PUT /v1/loads/{id}/metrics` would)
         content:
           application/json:
             schema: { $ref: "#/components/schemas/LoadRequest" }
@@ -478,9 +523,10 @@ paths:
         "413": { $ref: "#/components/responses/ContentTooLarge" }
         "422":
           description: |
-            a body other than `{"revision": n}` (`invalid-body`), the verifier refused a program
-            (`verifier-rejected`, with `program`, `errno`, `log`, `logTruncated`), or the kernel
-            refused the object otherwise (`load-failed`)
+            a body other than `{"revision": n, "export": [...]}` (`invalid-body`), an `export`
+            name the object does not have (`unknown-variable`) or cannot export (`bad-value`),
+            the verifier refused a program (`verifier-rejected`, with `program`, `errno`, `log`,
+            `logTruncated`), or the kernel refused the object otherwise (`load-failed`)
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }
@@ -638,6 +684,65 @@ paths:
         "409": { $ref: "#/components/responses/NotLoaded" }
         "422":
           description: the variable's memory could not be read (`load-failed`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/loads/{id}/metrics:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+    get:
+      operationId: getLoadExports
+      tags: [loads, metrics]
+      summary: The variables this load exports at `GET /metrics`
+      responses:
+        "200":
+          description: the exported variables, by name
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ExportList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    put:
+      operationId: setLoadExports
+      tags: [loads, metrics]
+      summary: Choose the variables this load exports at `GET /metrics`
+      description: |
+        Replaces the list (an empty one stops exporting). Each numeric field of each named
+        variable becomes one `bpfdepot_variable{load, name}` series, read from the load's
+        mapped memory at every scrape. A load exports at most 1000 series (`maxSeries`): a
+        list that needs more is refused. The list is kept in the database with the load.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/ExportRequest" }
+            example:
+              variables: [arena_counter, arena_rec]
+      responses:
+        "200":
+          description: the exported variables, by name
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ExportList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404":
+          description: no such load (`not-found`), or a name the loaded object does not have (`unknown-variable`, with `variable`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem404" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "413": { $ref: "#/components/responses/ContentTooLarge" }
+        "422":
+          description: |
+            a body other than `{"variables": [...]}` (`invalid-body`), a variable with no numeric
+            field, or more than 1000 series in all (`bad-value`)
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }
@@ -1128,6 +1233,35 @@ components:
           type: integer
           minimum: 1
           maximum: 2147483647
+        export:
+          $ref: "#/components/schemas/VariableNames"
+    VariableNames:
+      description: global variables of the object, by name
+      type: array
+      maxItems: 1000
+      items:
+        type: string
+        minLength: 1
+        maxLength: 256
+    ExportRequest:
+      type: object
+      required: [variables]
+      additionalProperties: false
+      properties:
+        variables: { $ref: "#/components/schemas/VariableNames" }
+    ExportList:
+      type: object
+      required: [variables, maxSeries]
+      additionalProperties: false
+      properties:
+        variables:
+          type: array
+          items:
+            type: string
+        maxSeries:
+          description: the most series one load may export
+          type: integer
+          const: 1000
     Load:
       type: object
       required: [id, objectId, revision, state, created]

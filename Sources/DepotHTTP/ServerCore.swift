@@ -26,6 +26,7 @@ final class ServerCore: Sendable {
     }
 
     /// 16 hex digits: a random per-server prefix (ids from restarts do not collide) and a counter.
+    /// Used when the client sent no usable `X-Request-Id` of its own.
     func nextRequestID() -> String {
         let n = requestCounter.add(1, ordering: .relaxed).newValue
         return requestIDPrefix + Self.hex(n & 0xffff_ffff, width: 8)
@@ -72,7 +73,7 @@ final class ServerCore: Sendable {
             switch handler {
             case .immediate(let body):
                 exchange.phase = .answered
-                return queue(Router.run(body, request), exchange, on: connection)
+                return queue(dispatcher.run(body, request), exchange, on: connection)
             case .deferred(let body):
                 return suspend(connection, exchange, running: body, request)
             }
@@ -111,8 +112,9 @@ final class ServerCore: Sendable {
     /// answered right away (MHD then skips the body and closes the connection); everything else
     /// waits for the next call, because queueing on the first call turns keep-alive off.
     private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: String) -> MHD_Result {
-        exchange.requestID = nextRequestID()
         let headers = Self.headers(of: connection)
+        exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
+        exchange.trace.method = HTTPMethod(rawValue: method)
         let hasBody = Self.announcesBody(headers)
         let remote = cmhd_connection_client_address(connection).flatMap(SocketAddress.describe)
 
@@ -120,10 +122,12 @@ final class ServerCore: Sendable {
         if stopping.load(ordering: .relaxed) {
             verdict = .unavailable("expected a running server, found one shutting down")
         } else if var request = HTTPRequest(
-            method: HTTPMethod(rawValue: method), target: exchange.rawTarget, headers: headers,
-            remoteAddress: remote, id: exchange.requestID)
+            method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
+            remoteAddress: remote, id: exchange.trace.id)
         {
-            switch dispatcher.admit(&request) {
+            let (admission, route) = dispatcher.admit(&request)
+            exchange.trace.route = route
+            switch admission {
             case .reject(let problem):
                 verdict = problem
             case .accept(let handler):
@@ -156,8 +160,9 @@ final class ServerCore: Sendable {
         inFlightDeferred.add(1, ordering: .sequentiallyConsistent)
         MHD_suspend_connection(connection)
         let suspended = SuspendedConnection(raw: connection)
+        let dispatcher = self.dispatcher
         let accepted = pool.submit {
-            let response = Router.run(body, request)
+            let response = dispatcher.run(body, request)
             exchange.result.withLock { $0 = response }
             MHD_resume_connection(suspended.raw)
         }
@@ -175,7 +180,7 @@ final class ServerCore: Sendable {
     private func queue(
         _ response: HTTPResponse, _ exchange: Exchange, on connection: OpaquePointer, close: Bool = false
     ) -> MHD_Result {
-        let response = dispatcher.finish(response, requestID: exchange.requestID)
+        let response = dispatcher.finish(response, exchange.trace)
         let created = response.body.withUnsafeBytes { buf in
             MHD_create_response_from_buffer(buf.count, UnsafeMutableRawPointer(mutating: buf.baseAddress), .RESPMEM_MUST_COPY)
         }

@@ -24,9 +24,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Pin every load under <pin-root>/<load id> on bpffs (empty: do not pin).")
     var pinRoot = ""
 
+    @Option(help: "Log lines on stderr: json (one object per line) or text.")
+    var logFormat: LineLogHandler.Format = .text
+
+    @Option(help: "Least severe level logged: trace, debug, info (one line per request), notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
     func run() throws {
-        var log = Logger(label: "bpfdepot")
-        log.logLevel = .info
+        let metrics = Observability.bootstrap(format: logFormat, level: logLevel)
+        let log = Logger(label: "bpfdepot")
         guard let address = HTTPServerConfiguration.ListenAddress(parsing: listen) else {
             throw ValidationError("--listen: expected HOST:PORT such as 127.0.0.1:8080, found '\(listen)'")
         }
@@ -39,11 +45,12 @@ struct Serve: ParsableCommand {
         }
         let store: DepotStore
         do { store = try DepotStore(path: db) } catch { throw CLIError(description: "database \(db): \(error)") }
-        let depot = Depot(store: store, pinRoot: pinRoot.isEmpty ? nil : pinRoot)
+        let depot = Depot(store: store, pinRoot: pinRoot.isEmpty ? nil : pinRoot, metrics: DepotMetrics(factory: metrics.factory))
         let config = HTTPServerConfiguration(listen: address, maxBodyBytes: maxBody, bearerToken: token)
         do { try config.validate() } catch { throw CLIError(description: "\(error)") }
         TerminationSignals.block()
-        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml))
+        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics),
+                                metrics: metrics, logger: Logger(label: "bpfdepot.http"))
         do { try server.start() } catch { throw CLIError(description: "cannot start: \(error)") }
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
                                          "auth": "\(token == nil ? "none (loopback only)" : "bearer token")"])
