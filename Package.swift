@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
         .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
-        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFKernel", "BPFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
