@@ -53,6 +53,7 @@ paths:
       tags: [service]
       summary: Liveness
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the server is up
           content:
@@ -72,6 +73,7 @@ paths:
       tags: [service]
       summary: This document
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the OpenAPI document the server was built with
           content:
@@ -112,6 +114,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: these bytes were stored before; the stored object
           headers:
@@ -176,6 +179,7 @@ paths:
           schema:
             type: string
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of objects
           content:
@@ -192,6 +196,7 @@ paths:
       tags: [objects]
       summary: One stored object
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the object
           headers:
@@ -209,6 +214,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: deleted
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -229,6 +235,7 @@ paths:
       tags: [objects]
       summary: The object's ELF bytes, as uploaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the ELF bytes
           content:
@@ -251,6 +258,7 @@ paths:
         - $ref: "#/components/parameters/Revision"
         - $ref: "#/components/parameters/Names"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables, decoded through BTF
           content:
@@ -286,6 +294,7 @@ paths:
               arena_rec:
                 tag: tuned
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision and the object
           headers:
@@ -318,6 +327,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           content:
@@ -345,6 +355,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the image
           headers:
@@ -384,6 +395,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision
           headers:
@@ -411,6 +423,7 @@ paths:
       tags: [revisions]
       summary: The object's image history, oldest first
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the revisions
           content:
@@ -432,7 +445,11 @@ paths:
         record is written first, so a refused load still leaves one in state `failed`.
         An object with an arena whose `map_extra` fixes its address can be loaded only once
         at a time: a second load gets `409` (`arena-address-in-use`) until the first is
-        unloaded.
+        unloaded. Limits: an object whose arena alone exceeds `serve --max-arena-bytes` gets
+        `413` (`arena-too-large`); one that does not fit beside the live loads' arenas, or that
+        finds `--max-concurrent-loads` loads in progress, gets `503` with `Retry-After`.
+        When the server pins loads (`serve --pin-root`, by default `/sys/fs/bpf/bpfdepot`),
+        the load is pinned under `<pin-root>/<id>` and a restarted server takes it over.
       security:
         - bearerAuth: []
       requestBody:
@@ -442,6 +459,7 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/LoadRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "201":
           description: loaded
           headers:
@@ -508,6 +526,7 @@ paths:
             minimum: 0
             maximum: 9223372036854775807
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of loads
           content:
@@ -524,6 +543,7 @@ paths:
       tags: [loads]
       summary: One load record; with its kernel ids while it is loaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the load
           content:
@@ -539,6 +559,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: unloaded (also when it was not loaded)
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -557,6 +578,7 @@ paths:
         - $ref: "#/components/parameters/Names"
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables
           headers:
@@ -591,6 +613,7 @@ paths:
             example:
               arena_counter: 100
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the written variables, read back
           content:
@@ -625,6 +648,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           headers:
@@ -667,6 +691,7 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/RunRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the run's result
           content:
@@ -851,8 +876,29 @@ components:
                     const: 413
                   max_body_bytes:
                     type: integer
+    TooManyRequests:
+      description: |
+        the client (by peer address) sent more requests per second than `serve --rate-limit`
+        allows, beyond a burst of twice that (`rate-limited`); off by default
+      headers:
+        Retry-After:
+          schema:
+            type: string
+      content:
+        application/problem+json:
+          schema:
+            allOf:
+              - $ref: "#/components/schemas/Problem"
+              - properties:
+                  status:
+                    const: 429
     ServiceUnavailable:
-      description: shutting down, the worker queue is full, or the database stayed busy (`unavailable`, `busy`)
+      description: |
+        shutting down, the worker queue is full, or the database stayed busy (`unavailable`,
+        `busy`); more open connections than `serve --max-connections` (`too-many-connections`,
+        sent with `Connection: close`); more loads in progress than `--max-concurrent-loads`
+        (`busy`); live loads already hold the arena budget of `--max-arena-bytes`
+        (`arena-budget-exhausted`, with `arenaBytes`, `inUse`, `limit`)
       headers:
         Retry-After:
           schema:

@@ -138,8 +138,14 @@ final class ServeProcess {
 
     var client: RawHTTP { RawHTTP(port: port) }
 
+    enum Readiness {
+        case http
+        /// HTTPS with a certificate curl checks against this CA file.
+        case tls(caFile: String)
+    }
+
     /// Starts the server and waits until /healthz answers.
-    func start(extra: [String] = []) throws {
+    func start(extra: [String] = [], readiness: Readiness = .http) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = ["serve", "--db", databasePath, "--listen", "127.0.0.1:\(port)", "--pin-root", pinRoot] + extra
@@ -152,7 +158,12 @@ final class ServeProcess {
         pid = p.processIdentifier
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let r = try? client.request("GET", "/healthz"), r.status == 200 { return }
+            switch readiness {
+            case .http:
+                if let r = try? client.request("GET", "/healthz"), r.status == 200 { return }
+            case .tls(let ca):
+                if let r = try? Curl.get("https://127.0.0.1:\(port)/healthz", ["--cacert", ca]), r.status == 200 { return }
+            }
             if !p.isRunning { break }
             usleep(20_000)
         }
