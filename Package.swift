@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotHTTPTests", dependencies: [
-            "DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFTestSupport",
+            "DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFKernel", "BPFTestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

@@ -171,6 +171,11 @@ extension Depot {
             }
             samples += values.map { ExportedSample(loadID: id, name: $0.name, value: $0.value) }
         }
+        // Forget the lists of loads gone since (a later read finds them in the store anyway).
+        let liveIDs = live.withLock { Set($0.keys) }
+        metrics.exports.withLock { cache in
+            if cache.keys.contains(where: { !liveIDs.contains($0) }) { cache = cache.filter { liveIDs.contains($0.key) } }
+        }
         return DepotMetricsSnapshot(objectsStored: metrics.objectsStored(store), loadsActive: objects.count, variables: samples)
     }
 

@@ -28,6 +28,8 @@ final class Exchange: @unchecked Sendable {
     var body: [UInt8] = []
     var discarded = 0
     var isDeferred = false
+    /// Close the connection after this response (refusals that ask the client to back off).
+    var closeAfter = false
     let result = Mutex<HTTPResponse?>(nil)
 
     init(rawTarget: String) {

@@ -56,6 +56,12 @@ public struct HTTPDispatcher: Sendable {
         }
     }
 
+    /// The route label of a request refused before routing (shutting down, over a limit).
+    func route(_ method: HTTPMethod, target: String) -> String {
+        guard let segments = RequestTarget.segments(RequestTarget.split(target).path) else { return ServiceMetrics.unmatchedRoute }
+        return router.resolve(method, segments: segments).pattern ?? ServiceMetrics.unmatchedRoute
+    }
+
     /// Runs a handler, logging an unexpected error with the request id.
     func run(_ body: @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) -> HTTPResponse {
         Router.run(body, request, logger: logger)

@@ -57,6 +57,7 @@ paths:
       tags: [service]
       summary: Liveness
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the server is up
           content:
@@ -76,6 +77,7 @@ paths:
       tags: [service]
       summary: This document
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the OpenAPI document the server was built with
           content:
@@ -104,7 +106,7 @@ paths:
           from 50 µs to 10 s; from the request line to the response being queued). `route` is
           the path template, such as `/v1/loads/{id}/variables/{name}`, or `unmatched` for a
           path no route has; `method` is `OTHER` for methods outside the standard set. Every
-          request counts once, refusals (401, 404, 405, 413, ...) included.
+          request counts once, refusals (401, 404, 405, 413, 429, 503) included.
         * `bpfdepot_objects_stored` and `bpfdepot_loads_active` (gauges).
         * `bpfdepot_load_duration_seconds{result="loaded"|"failed"}` (histogram of kernel
           load times), `bpfdepot_load_failures_total{reason}` (counter; `reason` is one of
@@ -118,6 +120,7 @@ paths:
           integers wider than 64 bits are left out. Values are doubles: integers past 2^53
           round.
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the metrics
           content:
@@ -155,6 +158,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: these bytes were stored before; the stored object
           headers:
@@ -219,6 +223,7 @@ paths:
           schema:
             type: string
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of objects
           content:
@@ -235,6 +240,7 @@ paths:
       tags: [objects]
       summary: One stored object
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the object
           headers:
@@ -252,6 +258,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: deleted
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -272,6 +279,7 @@ paths:
       tags: [objects]
       summary: The object's ELF bytes, as uploaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the ELF bytes
           content:
@@ -294,6 +302,7 @@ paths:
         - $ref: "#/components/parameters/Revision"
         - $ref: "#/components/parameters/Names"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables, decoded through BTF
           content:
@@ -329,6 +338,7 @@ paths:
               arena_rec:
                 tag: tuned
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision and the object
           headers:
@@ -361,6 +371,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           content:
@@ -388,6 +399,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the image
           headers:
@@ -427,6 +439,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision
           headers:
@@ -454,6 +467,7 @@ paths:
       tags: [revisions]
       summary: The object's image history, oldest first
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the revisions
           content:
@@ -475,7 +489,11 @@ paths:
         record is written first, so a refused load still leaves one in state `failed`.
         An object with an arena whose `map_extra` fixes its address can be loaded only once
         at a time: a second load gets `409` (`arena-address-in-use`) until the first is
-        unloaded.
+        unloaded. Limits: an object whose arena alone exceeds `serve --max-arena-bytes` gets
+        `413` (`arena-too-large`); one that does not fit beside the live loads' arenas, or that
+        finds `--max-concurrent-loads` loads in progress, gets `503` with `Retry-After`.
+        When the server pins loads (`serve --pin-root`, by default `/sys/fs/bpf/bpfdepot`),
+        the load is pinned under `<pin-root>/<id>` and a restarted server takes it over.
       security:
         - bearerAuth: []
       requestBody:
@@ -487,6 +505,7 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/LoadRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "201":
           description: loaded
           headers:
@@ -554,6 +573,7 @@ paths:
             minimum: 0
             maximum: 9223372036854775807
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of loads
           content:
@@ -570,6 +590,7 @@ paths:
       tags: [loads]
       summary: One load record; with its kernel ids while it is loaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the load
           content:
@@ -585,6 +606,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: unloaded (also when it was not loaded)
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -603,6 +625,7 @@ paths:
         - $ref: "#/components/parameters/Names"
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables
           headers:
@@ -637,6 +660,7 @@ paths:
             example:
               arena_counter: 100
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the written variables, read back
           content:
@@ -671,6 +695,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           headers:
@@ -697,6 +722,7 @@ paths:
       tags: [loads, metrics]
       summary: The variables this load exports at `GET /metrics`
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the exported variables, by name
           content:
@@ -725,6 +751,7 @@ paths:
             example:
               variables: [arena_counter, arena_rec]
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the exported variables, by name
           content:
@@ -772,6 +799,7 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/RunRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the run's result
           content:
@@ -956,8 +984,29 @@ components:
                     const: 413
                   max_body_bytes:
                     type: integer
+    TooManyRequests:
+      description: |
+        the client (by peer address) sent more requests per second than `serve --rate-limit`
+        allows, beyond a burst of twice that (`rate-limited`); off by default
+      headers:
+        Retry-After:
+          schema:
+            type: string
+      content:
+        application/problem+json:
+          schema:
+            allOf:
+              - $ref: "#/components/schemas/Problem"
+              - properties:
+                  status:
+                    const: 429
     ServiceUnavailable:
-      description: shutting down, the worker queue is full, or the database stayed busy (`unavailable`, `busy`)
+      description: |
+        shutting down, the worker queue is full, or the database stayed busy (`unavailable`,
+        `busy`); more open connections than `serve --max-connections` (`too-many-connections`,
+        sent with `Connection: close`); more loads in progress than `--max-concurrent-loads`
+        (`busy`); live loads already hold the arena budget of `--max-arena-bytes`
+        (`arena-budget-exhausted`, with `arenaBytes`, `inUse`, `limit`)
       headers:
         Retry-After:
           schema:

@@ -8,6 +8,8 @@ import Synchronization
 final class ServerCore: Sendable {
     let dispatcher: HTTPDispatcher
     let pool: WorkerPool
+    let connections: ConnectionGuard
+    let rateLimiter: RateLimiter
     let stopping = Atomic<Bool>(false)
     /// Deferred requests suspended or not yet completed; `stop()` waits for zero, because
     /// MHD_stop_daemon with suspended connections is undefined behaviour.
@@ -19,9 +21,11 @@ final class ServerCore: Sendable {
     /// past this the connection is closed. (With Content-Length, 413 goes out before any body.)
     static let discardAllowance = 8 << 20
 
-    init(dispatcher: HTTPDispatcher, pool: WorkerPool) {
+    init(dispatcher: HTTPDispatcher, pool: WorkerPool, connections: ConnectionGuard, rateLimiter: RateLimiter) {
         self.dispatcher = dispatcher
         self.pool = pool
+        self.connections = connections
+        self.rateLimiter = rateLimiter
         self.requestIDPrefix = Self.hex(UInt64(UInt32.random(in: .min ... .max)), width: 8)
     }
 
@@ -93,7 +97,7 @@ final class ServerCore: Sendable {
                 return .YES
             }
             exchange.phase = .answered
-            return queue(.problem(problem), exchange, on: connection, close: stopping.load(ordering: .relaxed))
+            return queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed))
 
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
@@ -112,6 +116,7 @@ final class ServerCore: Sendable {
     /// answered right away (MHD then skips the body and closes the connection); everything else
     /// waits for the next call, because queueing on the first call turns keep-alive off.
     private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: String) -> MHD_Result {
+        connections.headReceived(connection)
         let headers = Self.headers(of: connection)
         exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
         exchange.trace.method = HTTPMethod(rawValue: method)
@@ -121,6 +126,14 @@ final class ServerCore: Sendable {
         let verdict: HTTPProblem?
         if stopping.load(ordering: .relaxed) {
             verdict = .unavailable("expected a running server, found one shutting down")
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if connections.isOverSoftLimit {
+            verdict = .tooManyConnections(limit: connections.softLimit, open: connections.openConnections)
+            exchange.closeAfter = true
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if rateLimiter.isEnabled, !rateLimiter.allow(RateLimiter.client(of: remote)) {
+            verdict = .rateLimited(rate: Int(rateLimiter.rate))
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
         } else if var request = HTTPRequest(
             method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
             remoteAddress: remote, id: exchange.trace.id)
@@ -248,12 +261,14 @@ let accessHandlerCallback: MHD_AccessHandlerCallback = { cls, connection, url, m
 }
 
 /// MHD_OPTION_NOTIFY_COMPLETED: the response is sent or the connection failed; drop the state.
-let requestCompletedCallback: MHD_RequestCompletedCallback = { cls, _, conCls, _ in
-    guard let cls, let conCls, let raw = conCls.pointee else { return }
+let requestCompletedCallback: MHD_RequestCompletedCallback = { cls, connection, conCls, _ in
+    guard let cls else { return }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    if let connection { core.connections.requestFinished(connection) }
+    guard let conCls, let raw = conCls.pointee else { return }
     conCls.pointee = nil
     let exchange = Unmanaged<Exchange>.fromOpaque(raw).takeRetainedValue()
     if exchange.isDeferred {
-        Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-            .inFlightDeferred.subtract(1, ordering: .sequentiallyConsistent)
+        core.inFlightDeferred.subtract(1, ordering: .sequentiallyConsistent)
     }
 }
