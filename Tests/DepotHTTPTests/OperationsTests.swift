@@ -173,6 +173,19 @@ struct ServeProcessTests {
 
     static func fds(_ pid: pid_t) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
 
+    /// `fds` once it holds still: the socket of the request just answered may not be closed
+    /// yet when the client has its response (seen as ±1 between two readings).
+    static func settledFDs(_ pid: pid_t) -> Int {
+        var last = fds(pid), steady = 0
+        for _ in 0..<100 where steady < 5 {
+            usleep(20_000)
+            let now = fds(pid)
+            steady = now == last ? steady + 1 : 0
+            last = now
+        }
+        return last
+    }
+
     static func bpfMappings(_ pid: pid_t) -> Int {
         ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("anon_inode:bpf") }.count
     }
@@ -221,9 +234,9 @@ struct ServeProcessTests {
             #expect(try c.request("DELETE", "/v1/loads/\(id)").status == 204)
         }
         for i in 0..<100 { try cycle(i) }  // warm-up: caches, allocator arenas, SQLite pages
-        let fds0 = Self.fds(serve.pid), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
+        let fds0 = Self.settledFDs(serve.pid), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
         for i in 0..<1000 { try cycle(i) }
-        let fds1 = Self.fds(serve.pid), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
+        let fds1 = Self.settledFDs(serve.pid), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
         print("leak check: fds \(fds0) → \(fds1), bpf mappings \(maps0) → \(maps1), VmRSS \(rss0) → \(rss1) KiB over 1000 cycles")
         #expect(fds1 == fds0)
         #expect(maps1 == maps0)
