@@ -86,9 +86,9 @@ public struct HTTPDispatcher: Sendable {
             "request_id": .string(trace.id),
             "method": .string(trace.method.rawValue),
             "route": .string(trace.route),
-            "path": .string(String(trace.path)),
+            "path": .string(trace.path),
             "status": .stringConvertible(r.status.rawValue),
-            "duration_ms": .stringConvertible(Double(elapsed / 1000) / 1000),
+            "duration_ms": .stringConvertible(Milliseconds(nanoseconds: elapsed)),
             "bytes": .stringConvertible(r.body.count),
         ]
         let message: Logger.Message = "\(trace.method.rawValue) \(trace.route) \(r.status.rawValue)"
@@ -107,6 +107,7 @@ public struct HTTPDispatcher: Sendable {
         var request = request
         request.id = RequestID.accepted(request.headers["X-Request-Id"]) ?? request.id
         var trace = RequestTrace(id: request.id, method: request.method, target: request.path)
+        trace.parsedPath = request.path
         let (admission, route) = admit(&request)
         trace.route = route
         switch admission {

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import BPFObject
 import Logging
 
 /// A swift-log handler that writes each event as one line to a file descriptor (stderr by
@@ -39,14 +38,21 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
-        if let own = event.metadata { all.merge(own) { _, new in new } }
+        // Most events come with no handler metadata or provider: use theirs as it is.
+        var all = event.metadata ?? [:]
+        if !metadata.isEmpty || metadataProvider != nil {
+            var merged = metadata
+            if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+            merged.merge(all) { _, new in new }
+            all = merged
+        }
         if let error = event.error { all["error"] = .string("\(error)") }
-        var line = Self.render(format: format, timestamp: Self.now(), level: event.level, label: label,
-                               message: event.message.description, metadata: all)
-        line.append("\n")
-        line.withUTF8 { buf in
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        Self.render(into: &line, format: format, timestamp: nil, level: event.level, label: label,
+                    message: event.message.description, metadata: all)
+        line.append(0x0a)
+        line.withUnsafeBytes { buf in
             guard var p = buf.baseAddress else { return }
             var left = buf.count
             while left > 0 {
@@ -59,72 +65,175 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    /// One line, without its newline.
+    /// One line, without its newline (`timestamp` as given).
     public static func render(format: Format, timestamp: String, level: Logger.Level, label: String, message: String,
                               metadata: Logger.Metadata) -> String {
+        var out: [UInt8] = []
+        render(into: &out, format: format, timestamp: timestamp, level: level, label: label, message: message, metadata: metadata)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the line as bytes: no intermediate strings or JSON trees (an access line per
+    /// request is on the hot path). A nil `timestamp` is now.
+    static func render(into out: inout [UInt8], format: Format, timestamp: String?, level: Logger.Level, label: String,
+                       message: String, metadata: Logger.Metadata) {
         let keys = metadata.keys.sorted()
         switch format {
         case .json:
-            var members: [(String, JSONValue)] = [
-                ("timestamp", .string(timestamp)), ("level", .string(level.rawValue)),
-                ("label", .string(label)), ("message", .string(message)),
-            ]
+            out.append(contentsOf: #"{"timestamp":""#.utf8)
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(contentsOf: #"","level":""#.utf8)
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(contentsOf: #"","label":"#.utf8)
+            appendJSONString(label, &out)
+            out.append(contentsOf: #","message":"#.utf8)
+            appendJSONString(message, &out)
             if !metadata.isEmpty {
-                members.append(("metadata", .object(keys.compactMap { k in metadata[k].map { (k, json($0)) } })))
+                out.append(contentsOf: #","metadata":{"#.utf8)
+                for (i, k) in keys.enumerated() {
+                    guard let v = metadata[k] else { continue }
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    appendJSONString(k, &out)
+                    out.append(UInt8(ascii: ":"))
+                    appendJSON(v, &out)
+                }
+                out.append(UInt8(ascii: "}"))
             }
-            return JSONValue.object(members).text
+            out.append(UInt8(ascii: "}"))
         case .text:
-            var line = "\(timestamp) \(level.rawValue) \(label): \(message)"
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: label.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: message.utf8)
             for k in keys {
                 guard let v = metadata[k] else { continue }
-                line += " \(k)=" + textValue(v)
+                out.append(UInt8(ascii: " "))
+                out.append(contentsOf: k.utf8)
+                out.append(UInt8(ascii: "="))
+                appendText(v, &out)
             }
-            return line
         }
     }
 
-    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+    static func appendJSON(_ value: Logger.Metadata.Value, _ out: inout [UInt8]) {
         switch value {
-        case .string(let s): return .string(s)
+        case .string(let s):
+            appendJSONString(s, &out)
         case .stringConvertible(let c):
-            switch c {
-            case let i as Int: return .int(Int64(i))
-            case let i as Int64: return .int(i)
-            case let u as UInt64: return .uint(u)
-            case let u as UInt: return .uint(UInt64(u))
-            case let d as Double where d.isFinite: return .double(d)
-            case let b as Bool: return .bool(b)
-            default: return .string(c.description)
+            // Numbers and bools go out as themselves, anything else as its text.
+            let d = c.description
+            if isJSONLiteral(d) { out.append(contentsOf: d.utf8) } else { appendJSONString(d, &out) }
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendJSON(item, &out)
             }
-        case .array(let items): return .array(items.map(json))
-        case .dictionary(let d): return .object(d.keys.sorted().compactMap { k in d[k].map { (k, json($0)) } })
+            out.append(UInt8(ascii: "]"))
+        case .dictionary(let d):
+            out.append(UInt8(ascii: "{"))
+            for (i, k) in d.keys.sorted().enumerated() {
+                guard let v = d[k] else { continue }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendJSONString(k, &out)
+                out.append(UInt8(ascii: ":"))
+                appendJSON(v, &out)
+            }
+            out.append(UInt8(ascii: "}"))
         }
     }
 
     /// Bare when it is one plain word, JSON-quoted otherwise, so a line splits unambiguously.
-    static func textValue(_ value: Logger.Metadata.Value) -> String {
+    static func appendText(_ value: Logger.Metadata.Value, _ out: inout [UInt8]) {
         let s: String
         switch value {
         case .string(let v): s = v
         case .stringConvertible(let c): s = c.description
-        case .array, .dictionary: return json(value).text
+        case .array, .dictionary:
+            appendJSON(value, &out)
+            return
         }
         let plain = !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }
-        return plain ? s : JSONValue.string(s).text
+        if plain { out.append(contentsOf: s.utf8) } else { appendJSONString(s, &out) }
+    }
+
+    /// `-12`, `0.035`, `1e3`, `true`, `false`: text JSON reads as a number or bool.
+    static func isJSONLiteral(_ s: String) -> Bool {
+        if s == "true" || s == "false" { return true }
+        var digits = 0, seenDot = false, seenExp = false, previous: UInt8 = 0
+        for (i, b) in s.utf8.enumerated() {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
+            case UInt8(ascii: "-") where i == 0 || previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E"): break
+            case UInt8(ascii: "+") where previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E"): break
+            case UInt8(ascii: ".") where !seenDot && !seenExp && digits > 0: seenDot = true
+            case UInt8(ascii: "e"), UInt8(ascii: "E"):
+                guard !seenExp, digits > 0 else { return false }
+                seenExp = true
+            default: return false
+            }
+            previous = b
+        }
+        return digits > 0 && previous >= UInt8(ascii: "0") && previous <= UInt8(ascii: "9")
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func appendJSONString(_ s: String, _ out: inout [UInt8]) {
+        let backslash = UInt8(ascii: "\\")
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""), backslash:
+                out.append(backslash)
+                out.append(b)
+            case 0x0a:
+                out.append(backslash)
+                out.append(UInt8(ascii: "n"))
+            case 0x0d:
+                out.append(backslash)
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(backslash)
+                out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(backslash)
+                out.append(contentsOf: "u00".utf8)
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 0xf)])
+            default:
+                out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 
     /// UTC, milliseconds: `2025-11-25T09:14:03.512Z`.
-    static func now() -> String {
+    static func appendNow(_ out: inout [UInt8]) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         var t = ts.tv_sec
         var tm = Glibc.tm()
         gmtime_r(&t, &tm)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        func digits(_ v: Int, _ width: Int) {
+            var d = 1
+            for _ in 1..<width { d *= 10 }
+            var v = v
+            while d > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (v / d) % 10))
+                v %= d
+                d /= 10
+            }
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+        digits(Int(tm.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mday), 2); out.append(UInt8(ascii: "T"))
+        digits(Int(tm.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
+        digits(ts.tv_nsec / 1_000_000, 3); out.append(UInt8(ascii: "Z"))
     }
 }

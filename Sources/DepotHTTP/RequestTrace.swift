@@ -11,6 +11,8 @@ struct RequestTrace: Sendable {
     var route: String
     /// The raw request target; logs show its path.
     var target: String
+    /// The target's path once the request is parsed (saves splitting the target again).
+    var parsedPath: String?
     /// `CLOCK_MONOTONIC` nanoseconds when the request line came in.
     var started: UInt64
 
@@ -23,7 +25,7 @@ struct RequestTrace: Sendable {
         self.started = started
     }
 
-    var path: Substring { RequestTarget.split(target).path }
+    var path: String { parsedPath ?? String(RequestTarget.split(target).path) }
 }
 
 /// Request ids: a client's own `X-Request-Id` is kept when it is safe to echo and to log.
@@ -51,5 +53,16 @@ enum MonotonicClock {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
+
+/// A duration in milliseconds with microsecond digits (`0.035`), formatted without floating point.
+struct Milliseconds: CustomStringConvertible, Sendable {
+    let nanoseconds: UInt64
+
+    var description: String {
+        let us = nanoseconds / 1000
+        let frac = String(us % 1000)
+        return String(us / 1000) + "." + String(repeating: "0", count: 3 - frac.utf8.count) + frac
     }
 }

@@ -140,6 +140,7 @@ final class ServerCore: Sendable {
         {
             let (admission, route) = dispatcher.admit(&request)
             exchange.trace.route = route
+            exchange.trace.parsedPath = request.path
             switch admission {
             case .reject(let problem):
                 verdict = problem

@@ -3,6 +3,7 @@ import BPFTestSupport
 import DepotCore
 import DepotHTTP
 import Foundation
+import Glibc
 import Logging
 import Testing
 
@@ -227,6 +228,47 @@ import Testing
         #expect(jsonText(live["bss_arr"]) == "[1,2,3,4]")
     }
 
+    /// The export list is kept with the load in the database: after `kill -9` and a start that
+    /// adopts the pinned load, the same series come back with the same values and follow the
+    /// program again.
+    @Test func exportsSurviveARestartOfTheService() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpfdepot-exports-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let pinRoot = "/sys/fs/bpf/bpfdepot-exports-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        defer { try? FileManager.default.removeItem(atPath: dir); rmdir(pinRoot) }
+        let serve = try ServeProcess(directory: dir, pinRoot: pinRoot)
+        try serve.start()
+        defer { serve.kill9() }
+        let c = serve.client
+        func scrape() throws -> Scrape {
+            let r = try c.request("GET", "/metrics")
+            #expect(r.status == 200)
+            return Scrape(r.text)
+        }
+        let up = try c.request("POST", "/v1/objects?name=adopt_arena.o", body: try Fixtures.bytes("adopt_arena"), contentType: "application/octet-stream")
+        let oid = try #require(up.json["id"] as? String, "\(up.text)")
+        let created = try c.json("POST", "/v1/objects/\(oid)/loads", #"{"export": ["ad_counter", "ad_hist", "ad_seen"]}"#)
+        #expect(created.status == 201, "\(created.text)")
+        let load = try #require((created.json["id"] as? NSNumber)?.intValue)
+        #expect(try c.request("POST", "/v1/loads/\(load)/programs/ad_tick/run").status == 200)
+        // FACTS of adopt_arena.bpf.c, one run: ad_counter 103, ad_hist unchanged (runs was 0).
+        let once: [String: Double] = ["ad_counter": 103, "ad_seen": 103, "ad_hist[0]": 1, "ad_hist[1]": 2, "ad_hist[2]": 3, "ad_hist[3]": 4]
+        #expect(Self.exported(try scrape(), load: load) == once)
+
+        serve.kill9()
+        try serve.start()
+        #expect(serve.log.contains("adopted load"))
+        #expect(Self.exported(try scrape(), load: load) == once)
+        #expect(jsonText(try c.request("GET", "/v1/loads/\(load)/metrics").json["variables"]) == #"["ad_counter","ad_hist","ad_seen"]"#)
+        // The second run: ad_counter += 3, each ad_hist[i] += 1 (the runs before it).
+        #expect(try c.request("POST", "/v1/loads/\(load)/programs/ad_tick/run").status == 200)
+        #expect(Self.exported(try scrape(), load: load)
+            == ["ad_counter": 106, "ad_seen": 106, "ad_hist[0]": 2, "ad_hist[1]": 3, "ad_hist[2]": 4, "ad_hist[3]": 5])
+        #expect(try c.request("DELETE", "/v1/loads/\(load)").status == 204)
+        #expect(Self.exported(try scrape(), load: load) == [:])
+        serve.terminate()
+    }
+
     @Test func anExportListPastTheSeriesLimitIsRefusedBeforeLoading() throws {
         let f = try ServiceFixture()
         defer { f.close() }
@@ -315,7 +357,7 @@ import Testing
         logger[metadataKey: "component"] = "test"
         logger.info("GET /healthz 200", metadata: ["request_id": "abc", "status": .stringConvertible(200), "line": "two\nlines"])
         logger.debug("not written: below info")
-        logger.error("second")
+        logger.error("second: \"quoted\" \\ \u{01}", metadata: ["n": .stringConvertible(-1.5e3), "word": .stringConvertible("12a")])
         close(fds[1])
         let out = String(decoding: FileHandle(fileDescriptor: fds[0]).readDataToEndOfFile(), as: UTF8.self)
         let lines = out.split(separator: "\n", omittingEmptySubsequences: false)
@@ -330,7 +372,11 @@ import Testing
         #expect(metadata["status"] as? Int == 200)
         #expect(metadata["line"] as? String == "two\nlines")
         #expect(metadata["component"] as? String == "test")
-        #expect(jsonObject(Array(lines[1].utf8))?["level"] as? String == "error")
+        let second = try #require(jsonObject(Array(lines[1].utf8)))
+        #expect(second["level"] as? String == "error")
+        #expect(second["message"] as? String == "second: \"quoted\" \\ \u{01}")
+        #expect((second["metadata"] as? [String: Any])?["n"] as? Double == -1500)  // a number stays a number
+        #expect((second["metadata"] as? [String: Any])?["word"] as? String == "12a")
 
         let text = LineLogHandler.render(format: .text, timestamp: "T", level: .info, label: "l", message: "m",
                                          metadata: ["a": "plain", "b": "two words", "c": .stringConvertible(3)])
