@@ -171,7 +171,16 @@ struct ServeProcessTests {
         return -1
     }
 
-    static func fds(_ pid: pid_t) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+    /// What each open fd of `pid` refers to (socket:[…], anon_inode:bpf-map, a path…), sorted.
+    static func fdTargets(_ pid: pid_t) -> [String] {
+        let dir = "/proc/\(pid)/fd"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).map { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")) ?? "?"
+            // Sockets and pipes differ by inode from one connection to the next; the kind is what counts.
+            if let bracket = target.firstIndex(of: "[") { return String(target[..<bracket]) }
+            return target
+        }.sorted()
+    }
 
     static func bpfMappings(_ pid: pid_t) -> Int {
         ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("anon_inode:bpf") }.count
@@ -221,10 +230,21 @@ struct ServeProcessTests {
             #expect(try c.request("DELETE", "/v1/loads/\(id)").status == 204)
         }
         for i in 0..<100 { try cycle(i) }  // warm-up: caches, allocator arenas, SQLite pages
-        let fds0 = Self.fds(serve.pid), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
+        // The server closes a finished connection's socket a moment after the client: let it settle.
+        func settledFDs() -> [String] {
+            var last = Self.fdTargets(serve.pid)
+            for _ in 0..<50 {
+                usleep(20_000)
+                let now = Self.fdTargets(serve.pid)
+                if now == last { return now }
+                last = now
+            }
+            return last
+        }
+        let fds0 = settledFDs(), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
         for i in 0..<1000 { try cycle(i) }
-        let fds1 = Self.fds(serve.pid), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
-        print("leak check: fds \(fds0) → \(fds1), bpf mappings \(maps0) → \(maps1), VmRSS \(rss0) → \(rss1) KiB over 1000 cycles")
+        let fds1 = settledFDs(), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
+        print("leak check: fds \(fds0.count) → \(fds1.count), bpf mappings \(maps0) → \(maps1), VmRSS \(rss0) → \(rss1) KiB over 1000 cycles")
         #expect(fds1 == fds0)
         #expect(maps1 == maps0)
         #expect(rss1 - rss0 < 4096, "RSS grew by \(rss1 - rss0) KiB over 1000 load/unload cycles")
