@@ -19,7 +19,18 @@ struct AdoptionTests {
         return "/sys/fs/bpf/bpfdepot-adopt-test-\(getpid())-\(UInt32.random(in: 0 ... .max))"
     }
 
-    static func openFDs() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+    /// Kernel ids of the bpf maps and programs this process holds fds for, from
+    /// /proc/self/fdinfo (other suites run in parallel, so a plain fd count would not do).
+    static func heldBPFIDs() -> Set<String> {
+        var ids: Set<String> = []
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fdinfo")) ?? [] {
+            guard let text = try? String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("map_id:") || line.hasPrefix("prog_id:") {
+                ids.insert(line.replacingOccurrences(of: "\t", with: " "))
+            }
+        }
+        return ids
+    }
 
     @Test func anAdoptedLoadHasTheSameObjectsMemoryAndValues() throws {
         let spec = try ObjectSpec(elf: Fixtures.bytes("adopt_arena"), name: "adopt_arena")
@@ -37,7 +48,6 @@ struct AdoptionTests {
             mapIDs = first.maps.map(\.id)
             // Dropped without unload (as by a crash): the pins keep everything in the kernel.
         }
-        let fdsBefore = Self.openFDs()
         let adopted = try Loader.adopt(spec, pinDirectory: dir, record: record)
         #expect(adopted.maps.map(\.id) == mapIDs)
         #expect(adopted.arenaAddress == 0x1600_0000_0000)
@@ -54,9 +64,11 @@ struct AdoptionTests {
         #expect(throws: LoaderError.readOnly(variable: "ad_step", section: ".rodata")) {
             try adopted.write(variable: "ad_step", bytes: [1, 0, 0, 0])
         }
+        let ours = Set(adopted.maps.map { "map_id: \($0.id)" } + adopted.programs.map { "prog_id: \($0.id)" })
+        #expect(Self.heldBPFIDs().isSuperset(of: ours))
         adopted.unload()
         #expect(!FileManager.default.fileExists(atPath: dir))
-        #expect(Self.openFDs() == fdsBefore)
+        #expect(Self.heldBPFIDs().isDisjoint(with: ours))  // every fd of the adopted load closed
     }
 
     @Test func anArenaTheKernelPlacedIsMappedAgainAtItsRecordedAddress() throws {

@@ -171,19 +171,15 @@ struct ServeProcessTests {
         return -1
     }
 
-    static func fds(_ pid: pid_t) -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
-
-    /// `fds` once it holds still: the socket of the request just answered may not be closed
-    /// yet when the client has its response (seen as ±1 between two readings).
-    static func settledFDs(_ pid: pid_t) -> Int {
-        var last = fds(pid), steady = 0
-        for _ in 0..<100 where steady < 5 {
-            usleep(20_000)
-            let now = fds(pid)
-            steady = now == last ? steady + 1 : 0
-            last = now
-        }
-        return last
+    /// What each open fd of `pid` refers to (socket:[…], anon_inode:bpf-map, a path…), sorted.
+    static func fdTargets(_ pid: pid_t) -> [String] {
+        let dir = "/proc/\(pid)/fd"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).map { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")) ?? "?"
+            // Sockets and pipes differ by inode from one connection to the next; the kind is what counts.
+            if let bracket = target.firstIndex(of: "[") { return String(target[..<bracket]) }
+            return target
+        }.sorted()
     }
 
     static func bpfMappings(_ pid: pid_t) -> Int {
@@ -234,10 +230,21 @@ struct ServeProcessTests {
             #expect(try c.request("DELETE", "/v1/loads/\(id)").status == 204)
         }
         for i in 0..<100 { try cycle(i) }  // warm-up: caches, allocator arenas, SQLite pages
-        let fds0 = Self.settledFDs(serve.pid), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
+        // The server closes a finished connection's socket a moment after the client: let it settle.
+        func settledFDs() -> [String] {
+            var last = Self.fdTargets(serve.pid)
+            for _ in 0..<50 {
+                usleep(20_000)
+                let now = Self.fdTargets(serve.pid)
+                if now == last { return now }
+                last = now
+            }
+            return last
+        }
+        let fds0 = settledFDs(), maps0 = Self.bpfMappings(serve.pid), rss0 = Self.procStatus(serve.pid, "VmRSS")
         for i in 0..<1000 { try cycle(i) }
-        let fds1 = Self.settledFDs(serve.pid), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
-        print("leak check: fds \(fds0) → \(fds1), bpf mappings \(maps0) → \(maps1), VmRSS \(rss0) → \(rss1) KiB over 1000 cycles")
+        let fds1 = settledFDs(), maps1 = Self.bpfMappings(serve.pid), rss1 = Self.procStatus(serve.pid, "VmRSS")
+        print("leak check: fds \(fds0.count) → \(fds1.count), bpf mappings \(maps0) → \(maps1), VmRSS \(rss0) → \(rss1) KiB over 1000 cycles")
         #expect(fds1 == fds0)
         #expect(maps1 == maps0)
         #expect(rss1 - rss0 < 4096, "RSS grew by \(rss1 - rss0) KiB over 1000 load/unload cycles")
