@@ -25,6 +25,9 @@
 #   FUZZ_CORPUS   corpus folder of this target (default $FUZZ_BUILD/corpus/TARGET)
 #   FUZZ_ARGS     extra libFuzzer flags, e.g. "-max_len=65536 -seed=1"
 #   CLANG         clang with the bpf target (default: the one beside `swift`)
+# The whole script is one block, read before any of it runs: editing the file while a long run
+# is going does not change what that run does next.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -117,8 +120,11 @@ case $target in
         flags+=(-max_len=65536)
         ;;
     encoder)
-        BPFDEPOT_FUZZ_EMIT_SEEDS=$seeds BPFDEPOT_FUZZ_EMIT_DICT=$build/encoder.dict \
-            "$bin" -runs=0 "$seeds" >/dev/null 2>&1
+        if ! BPFDEPOT_FUZZ_EMIT_SEEDS=$seeds BPFDEPOT_FUZZ_EMIT_DICT=$build/encoder.dict \
+            "$bin" -runs=0 "$seeds" >"$build/encoder-seeds.log" 2>&1; then
+            cat "$build/encoder-seeds.log" >&2
+            exit 1
+        fi
         flags+=(-max_len=4096 -dict="$build/encoder.dict")
         ;;
 esac
@@ -156,9 +162,11 @@ if ((${#crashes[@]} > 0)) || ((status != 0)); then
     for log in "$logs"/job*.log; do
         grep -q -E 'ERROR: libFuzzer|ERROR: AddressSanitizer|Fatal error|SUMMARY' "$log" || continue
         echo "--- $log" >&2
-        grep -E -A 12 'Fatal error|ERROR: (libFuzzer|AddressSanitizer)|^SUMMARY' "$log" | head -n 60 >&2
+        grep -E -A 12 'Fatal error|ERROR: (libFuzzer|AddressSanitizer)|^SUMMARY' "$log" | head -n 60 >&2 || true
     done
     for c in "${crashes[@]}"; do echo "crash: $c"; done
     ((${#crashes[@]} > 0)) || echo "a fuzzer process failed without saving an input; see $logs" >&2
     exit 1
 fi
+exit 0
+}
