@@ -76,6 +76,16 @@ import Testing
         #expect(spec.summaryText.contains("__u64[6291455] bss_arr = <a __u64[6291455] has more than 1048576 values to render>"))
     }
 
+    /// DATASEC entries may not overlap (the kernel's rule): thousands of entries that each cover
+    /// a whole 64 MiB .bss would each be rendered in full.
+    @Test func overlappingVariablesAreRefused() throws {
+        var elf = try HostileELF(fixture: "globals")
+        try elf.setDatasecEntrySize(section: ".data", variable: "data_int", to: 8)  // data_str starts at 4
+        #expect(throws: ObjectError.datasecFixup(datasec: ".data", reason: "variable 'data_str' at 4 overlaps 'data_int', which ends at 8")) {
+            try ObjectSpec(elf: elf.bytes, name: "globals")
+        }
+    }
+
     // MARK: - BTF
 
     /// A `.BTF` blob of these type records (each as its 32-bit words); strings "", "x", "y".
