@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libelf from Debian (libelf-dev).
@@ -34,16 +36,25 @@ let package = Package(
         ]),
         // The service's operations (upload, patch, load, live values): store + parser + loader,
         // no HTTP and no SQL of its own.
-        .target(name: "DepotCore", dependencies: ["BPFObject", "BPFKernel", "DepotStore"]),
+        .target(name: "DepotCore", dependencies: [
+            "BPFObject", "BPFKernel", "DepotStore", .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.
         .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
         // HTTP: server, routing, JSON, auth, problem+json.
-        .target(name: "DepotHTTP", dependencies: ["CMicroHTTPD", "BPFObject", "DepotCore"]),
+        .target(name: "DepotHTTP", dependencies: [
+            "CMicroHTTPD", "BPFObject", "DepotCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(
             name: "bpfdepot",
             dependencies: [
                 "BPFObject", "BPFKernel", "DepotStore", "DepotCore", "DepotHTTP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Test-only helpers: compiling the BPF C fixtures.
@@ -51,7 +62,11 @@ let package = Package(
         .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
         .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
-        .testTarget(name: "DepotHTTPTests", dependencies: ["DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "DepotHTTPTests", dependencies: [
+            "DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFKernel", "BPFTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

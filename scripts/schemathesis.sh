@@ -42,6 +42,9 @@ work=$(mktemp -d /tmp/bpfdepot-schemathesis.XXXXXX)
 report_dir=$(realpath -m "${ST_REPORT_DIR:-$work/report}")
 mkdir -p "$report_dir"
 server_pid=""
+# Loads stay pinned after the server stops (a restart adopts them): a pin root of this run's own,
+# removed at the end, so nothing is left in the kernel.
+pin_root=/sys/fs/bpf/bpfdepot-schemathesis-$$
 
 stop_server() {
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
@@ -62,6 +65,7 @@ stop_server() {
 cleanup() {
     local status=$?
     stop_server
+    rm -rf "$pin_root"
     # Keep the work folder (report, server log, hooks, database) when the run failed.
     if [[ $status -eq 0 && "${ST_KEEP:-}" != 1 ]]; then rm -rf "$work"; fi
 }
@@ -90,7 +94,7 @@ done
 token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$token" >"$work/token"
 server_log=$report_dir/server.log
-"$bin" serve --db "$work/depot.sqlite" --listen 127.0.0.1:0 --token-file "$work/token" >"$server_log" 2>&1 &
+"$bin" serve --db "$work/depot.sqlite" --listen 127.0.0.1:0 --token-file "$work/token" --pin-root "$pin_root" >"$server_log" 2>&1 &
 server_pid=$!
 
 port=""
@@ -228,6 +232,11 @@ PATCHES = [
     {"bss_arr": [1, 2]},
     {"ro_u32": 3},
 ]
+EXPORTS = [
+    {"variables": ["arena_counter", "arena_rec"]},
+    {"variables": ["data_int", "data_point", "data_flag", "data_color", "bss_arr"]},
+    {"variables": []},
+]
 RUNS = [
     {},
     {"repeat": 2},
@@ -242,6 +251,8 @@ def valid_bodies(method, path):
         return PATCHES
     if method == "POST" and path.endswith("/run"):
         return RUNS
+    if method == "PUT" and path.endswith("/metrics"):
+        return EXPORTS
     return None
 
 

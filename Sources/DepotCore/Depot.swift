@@ -10,13 +10,21 @@ import Synchronization
 public final class Depot: Sendable {
     public let store: DepotStore
     let pinRoot: String?
+    public let limits: DepotLimits
     private let specs = Mutex<[String: ObjectSpec]>([:])
-    private let live = Mutex<[Int64: LoadedObject]>([:])
+    let live = Mutex<[Int64: LoadedObject]>([:])
+    public let metrics: DepotMetrics
+    /// Loads in progress and arena bytes held by live loads, against `limits`.
+    let budget = Mutex(LoadBudget())
 
-    /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`.
-    public init(store: DepotStore, pinRoot: String? = nil) {
+    /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`, and `recover()`
+    /// takes pinned loads over after a restart.
+    public init(store: DepotStore, pinRoot: String? = nil, limits: DepotLimits = DepotLimits(),
+                metrics: DepotMetrics = DepotMetrics()) {
         self.store = store
         self.pinRoot = pinRoot
+        self.limits = limits
+        self.metrics = metrics
     }
 
     // MARK: objects
@@ -29,7 +37,10 @@ public final class Depot: Sendable {
             throw .invalidObject(error)
         }
         let (stored, created) = try storeCall { () throws(StoreError) in try store.putObject(elf: elf, name: objectName, spec: spec) }
-        if created { specs.withLock { $0[stored.id] = Self.withoutImages(spec) } }
+        if created {
+            specs.withLock { $0[stored.id] = Self.withoutImages(spec) }
+            metrics.objectsChanged()
+        }
         return (ObjectView(object: stored, spec: try self.spec(stored.id)), created)
     }
 
@@ -52,6 +63,7 @@ public final class Depot: Sendable {
     public func deleteObject(id: String) throws(DepotError) {
         try storeCall { () throws(StoreError) in try store.deleteObject(id: id) }
         specs.withLock { _ = $0.removeValue(forKey: id) }
+        metrics.objectsChanged()
     }
 
     /// The parsed spec of a stored object (parsed once per process), without section images.
@@ -168,26 +180,73 @@ public final class Depot: Sendable {
 
     public func load(objectID: String, revision: Int?) throws(DepotError) -> LoadView {
         let (spec, rev) = try spec(objectID, revision: revision)
-        // The row comes first so the pin directory can carry its id; a failed load marks it.
+        let arenaBytes = Self.arenaBytes(of: spec)
+        try reserve(arenaBytes: arenaBytes)
+        var keepArenaReservation = false
+        defer {
+            budget.withLock {
+                $0.loadsInProgress -= 1
+                if !keepArenaReservation { $0.arenaBytes -= arenaBytes }
+            }
+        }
+        // The row comes first (state failed) so the pin directory can carry its id; it becomes
+        // `loaded` only after the pins exist. A crash in between leaves pins under a row that is
+        // not `loaded`, which `recover()` removes at the next start.
         let record = try storeCall { () throws(StoreError) in try store.createLoad(objectID: objectID, revision: rev, state: .failed) }
         var options = LoadOptions()
-        if let pinRoot { options.pinDirectory = "\(pinRoot)/\(record.id)" }
+        let pinDirectory = pinRoot.map { "\($0)/\(record.id)" }
+        options.pinDirectory = pinDirectory
         let obj: LoadedObject
-        do { obj = try Loader.load(spec, options: options) } catch { throw .load(error) }
-        let ids = JSONValue.object([
-            ("maps", .object(obj.maps.map { ($0.spec.name, .uint(UInt64($0.id))) })),
-            ("programs", .object(obj.programs.map { ($0.name, .uint(UInt64($0.id))) })),
-        ]).text
+        let started = ContinuousClock.now
+        do { obj = try Loader.load(spec, options: options) } catch {
+            metrics.loadFailed(error, since: started)
+            throw .load(error)
+        }
+        metrics.loadSucceeded(since: started)
         let updated: LoadRecord
         do {
-            _ = try store.updateLoad(id: record.id, state: .loaded, kernelIDs: ids)
-            updated = try store.load(id: record.id)
+            updated = try store.updateLoad(id: record.id, state: .loaded, kernelIDs: Self.kernelIDs(of: obj), pinDirectory: pinDirectory)
         } catch {
             obj.unload()
             throw .store(error)
         }
         live.withLock { $0[record.id] = obj }
+        keepArenaReservation = true
         return LoadView(record: updated, object: obj)
+    }
+
+    /// The row's kernel ids: what the API shows and what `recover()` checks pins against.
+    static func kernelIDs(of obj: LoadedObject) -> String {
+        var members: [(String, JSONValue)] = [
+            ("maps", .object(obj.maps.map { ($0.spec.name, .uint(UInt64($0.id))) })),
+            ("programs", .object(obj.programs.map { ($0.name, .uint(UInt64($0.id))) })),
+        ]
+        if let address = obj.arenaAddress {
+            members.append(("arena", .object([("address", .uint(address)), ("dataOffset", .uint(obj.arenaDataOffset))])))
+        }
+        return JSONValue.object(members).text
+    }
+
+    /// Arena memory an object asks for (its arena's pages, mapped whether used or not).
+    static func arenaBytes(of spec: ObjectSpec) -> UInt64 {
+        spec.maps.filter { $0.type == .arena }.reduce(0) { $0 + UInt64($1.maxEntries) * UInt64(MappedRegion.pageSize) }
+    }
+
+    /// Counts one more load in progress and `arenaBytes` more arena memory, or refuses.
+    private func reserve(arenaBytes: UInt64) throws(DepotError) {
+        let refusal: DepotError? = budget.withLock { b in
+            if b.loadsInProgress >= limits.maxConcurrentLoads { return .busy(what: "loads in progress", limit: limits.maxConcurrentLoads) }
+            if arenaBytes > limits.maxArenaBytes {
+                return .arenaTooLarge(requested: arenaBytes, limit: limits.maxArenaBytes)
+            }
+            if b.arenaBytes + arenaBytes > limits.maxArenaBytes {
+                return .arenaBudgetExhausted(requested: arenaBytes, inUse: b.arenaBytes, limit: limits.maxArenaBytes)
+            }
+            b.loadsInProgress += 1
+            b.arenaBytes += arenaBytes
+            return nil
+        }
+        if let refusal { throw refusal }
     }
 
     public func loads(limit: Int, after: Int64?) throws(DepotError) -> [LoadView] {
@@ -201,11 +260,17 @@ public final class Depot: Sendable {
         return LoadView(record: record, object: live.withLock { $0[id] })
     }
 
+    /// The row says `unloaded` before the kernel objects go: a crash in between leaves pins
+    /// under a row that is not `loaded`, which `recover()` removes at the next start.
     public func unload(id: Int64) throws(DepotError) {
         _ = try storeCall { () throws(StoreError) in try store.load(id: id) }
-        let obj = live.withLock { $0.removeValue(forKey: id) }
-        obj?.unload()
         try storeCall { () throws(StoreError) in _ = try store.updateLoad(id: id, state: .unloaded) }
+        let obj = live.withLock { $0.removeValue(forKey: id) }
+        if let obj {
+            obj.unload()
+            let bytes = Self.arenaBytes(of: obj.spec)
+            budget.withLock { $0.arenaBytes -= min(bytes, $0.arenaBytes) }
+        }
     }
 
     /// The live object of a load: cheap, no store access (for pollers).
@@ -288,7 +353,7 @@ public final class Depot: Sendable {
 
     public static let maxSyscallRepeat: UInt32 = 10_000
 
-    private func storeCall<R>(_ body: () throws(StoreError) -> R) throws(DepotError) -> R {
+    func storeCall<R>(_ body: () throws(StoreError) -> R) throws(DepotError) -> R {
         do { return try body() } catch { throw .store(error) }
     }
 }

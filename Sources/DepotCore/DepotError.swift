@@ -18,6 +18,12 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
     case unknownProgram(name: String, loadID: Int64)
     case readOnlyVariable(name: String, section: String)
     case liveValue(name: String, reason: String)
+    /// A limit on concurrent work is reached; try again shortly.
+    case busy(what: String, limit: Int)
+    /// The object's arena alone is larger than the service's whole arena budget.
+    case arenaTooLarge(requested: UInt64, limit: UInt64)
+    /// Live loads already hold so much arena memory that this one does not fit.
+    case arenaBudgetExhausted(requested: UInt64, inUse: UInt64, limit: UInt64)
 
     public var description: String {
         switch self {
@@ -34,6 +40,11 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
         case .unknownProgram(let n, let id): return "load \(id) has no program named '\(n)'"
         case .readOnlyVariable(let n, let s): return "variable '\(n)' is in \(s), which is read-only once loaded"
         case .liveValue(let n, let r): return "variable '\(n)': \(r)"
+        case .busy(let what, let limit): return "expected fewer than \(limit) \(what), found the limit reached; retry shortly"
+        case .arenaTooLarge(let r, let l):
+            return "the object's arena needs \(r) bytes, more than the service's whole arena budget of \(l) bytes (serve --max-arena-bytes)"
+        case .arenaBudgetExhausted(let r, let used, let l):
+            return "the object's arena needs \(r) bytes; live loads hold \(used) of the \(l)-byte arena budget: unload one or retry later"
         }
     }
 }

@@ -65,6 +65,15 @@ extension DepotError: HTTPProblemConvertible {
             return HTTPProblem(status: .conflict, type: "read-only", detail: detail)
         case .liveValue:
             return HTTPProblem(status: .unprocessableContent, type: "bad-value", detail: detail)
+        case .busy:
+            return HTTPProblem(status: .serviceUnavailable, type: "busy", detail: detail, headers: ["Retry-After": "1"])
+        case .arenaTooLarge(let requested, let limit):
+            return HTTPProblem(status: .contentTooLarge, type: "arena-too-large", detail: detail,
+                               extensions: [("arenaBytes", .uint(requested)), ("limit", .uint(limit))])
+        case .arenaBudgetExhausted(let requested, let inUse, let limit):
+            return HTTPProblem(status: .serviceUnavailable, type: "arena-budget-exhausted", detail: detail,
+                               extensions: [("arenaBytes", .uint(requested)), ("inUse", .uint(inUse)), ("limit", .uint(limit))],
+                               headers: ["Retry-After": "5"])
         }
     }
 }

@@ -5,10 +5,16 @@ import Foundation
 /// The `/v1` API over a `Depot`. Handlers decode, call the domain, encode; reads of live memory
 /// run on MHD's thread, everything touching SQLite or the kernel loader is deferred.
 public enum DepotRoutes {
-    public static func router(depot: Depot, openAPI: String) -> Router {
+    /// `metrics`: the registry `GET /metrics` shows (pass the one the server records requests
+    /// into, and whose `factory` the depot records through).
+    public static func router(depot: Depot, openAPI: String, metrics: ServiceMetrics = ServiceMetrics()) -> Router {
         var r = Router()
         r.get("/healthz", .immediate { _ in .json(.object([("status", .string("ok"))])) })
         r.get("/openapi.yaml", .immediate { _ in .bytes(Array(openAPI.utf8), contentType: "application/yaml") })
+        // Prometheus scrapes: counters from memory, exported variables from mapped memory.
+        r.get("/metrics", .immediate { _ in
+            .bytes(metrics.exposition(depot.metricsSnapshot()), contentType: ServiceMetrics.contentType)
+        })
 
         // Objects
         r.post("/v1/objects", .deferred { req in
@@ -84,16 +90,23 @@ public enum DepotRoutes {
         // Loads
         r.post("/v1/objects/{id}/loads", .deferred { req in
             var revision: Int?
+            var export: [String] = []
             if !req.body.isEmpty {
                 let body = try jsonBody(req)
                 guard case .object(let m) = body else { throw badBody("expected an object like {\"revision\": 2}") }
                 for (k, v) in m {
-                    guard k == "revision" else { throw badBody("unknown member '\(k)'; expected only 'revision'") }
-                    guard case .int(let n) = v.normalizedInt, n > 0, n <= Int64(Int32.max) else { throw badBody("'revision' must be a positive integer") }
-                    revision = Int(n)
+                    switch k {
+                    case "revision":
+                        guard case .int(let n) = v.normalizedInt, n > 0, n <= Int64(Int32.max) else { throw badBody("'revision' must be a positive integer") }
+                        revision = Int(n)
+                    case "export":
+                        export = try variableNames(v, member: "export")
+                    default:
+                        throw badBody("unknown member '\(k)'; expected 'revision' or 'export'")
+                    }
                 }
             }
-            let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision)
+            let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision, exporting: export)
             return .json(view.json, status: .created, headers: ["Location": "/v1/loads/\(view.record.id)"])
         })
         r.get("/v1/loads", .deferred { req in
@@ -146,6 +159,22 @@ public enum DepotRoutes {
             let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
             return .json(.object([("variables", .array(values.map(\.json)))]))
         })
+        // Which live variables `GET /metrics` exports as bpfdepot_variable gauges.
+        r.get("/v1/loads/{id}/metrics", .deferred { req in
+            exportsBody(try depot.exports(loadID: try loadID(req)))
+        })
+        r.put("/v1/loads/{id}/metrics", .deferred { req in
+            guard case .object(let m) = try jsonBody(req), m.count == 1, m[0].0 == "variables" else {
+                throw badBody("expected an object like {\"variables\": [\"hits\", \"stats\"]}")
+            }
+            let names = try variableNames(m[0].1, member: "variables")
+            do {
+                return exportsBody(try depot.setExports(loadID: try loadID(req), names: names))
+            } catch DepotError.unknownVariable(let n, _) {
+                throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'",
+                                  extensions: [("variable", .string(n))])
+            }
+        })
         r.post("/v1/loads/{id}/programs/{name}/run", .deferred { req in
             var repetitions: UInt32 = 1
             var data: [UInt8] = [], context: [UInt8] = []
@@ -178,6 +207,31 @@ public enum DepotRoutes {
     }
 
     // MARK: decoding helpers
+
+    /// Most names an export list may hold (each variable is at least one series).
+    static let maxExportNames = Depot.maxExportedSeriesPerLoad
+
+    /// `["hits", "stats"]`: variable names, each non-empty.
+    static func variableNames(_ value: JSONValue, member: String) throws(HTTPProblem) -> [String] {
+        guard case .array(let items) = value, items.count <= maxExportNames else {
+            throw badBody("'\(member)' must be an array of at most \(maxExportNames) variable names")
+        }
+        var names: [String] = []
+        for item in items {
+            guard case .string(let s) = item, !s.isEmpty, s.unicodeScalars.count <= 256 else {
+                throw badBody("'\(member)' must hold variable names (non-empty strings of at most 256 characters)")
+            }
+            names.append(s)
+        }
+        return names
+    }
+
+    static func exportsBody(_ names: [String]) -> HTTPResponse {
+        .json(.object([
+            ("variables", .array(names.map { .string($0) })),
+            ("maxSeries", .int(Int64(Depot.maxExportedSeriesPerLoad))),
+        ]))
+    }
 
     static func revisionTag(_ rev: Int) -> EntityTag { EntityTag(String(rev)) }
 

@@ -23,14 +23,18 @@ final class Exchange: @unchecked Sendable {
     // MHD_resume_connection and read on MHD's thread after, hence the mutex.
     let rawTarget: String
     var phase: Phase = .new
-    var requestID = ""
+    /// Id, method, route and start time, for the response's count and access line.
+    var trace: RequestTrace
     var body: [UInt8] = []
     var discarded = 0
     var isDeferred = false
+    /// Close the connection after this response (refusals that ask the client to back off).
+    var closeAfter = false
     let result = Mutex<HTTPResponse?>(nil)
 
     init(rawTarget: String) {
         self.rawTarget = rawTarget
+        self.trace = RequestTrace(target: rawTarget)
     }
 }
 

@@ -1,18 +1,29 @@
+import BPFObject
+import Logging
+
 /// What every request goes through before and after its handler: routing, the bearer token,
-/// the body limit, and the `X-Request-Id` header.
+/// the body limit, the `X-Request-Id` header, and the request's count, latency and access line.
 ///
 /// The server calls `admit` as soon as the headers are in (so a 401/404/405/413 never waits for
-/// a body) and `finish` on every response. `respond(to:)` runs the whole path synchronously,
-/// which is how tests exercise it without a socket.
+/// a body) and `finish` on every response, exactly once per request. `respond(to:)` runs the
+/// whole path synchronously, which is how tests exercise it without a socket.
 public struct HTTPDispatcher: Sendable {
     public let router: Router
     public let bearerToken: BearerToken?
     public let maxBodyBytes: Int
+    /// Request counts and latencies by route pattern, method and status; nil: not counted.
+    public let metrics: ServiceMetrics?
+    /// One access line per request (info; error with the problem's detail for 5xx) and a
+    /// handler's unexpected errors, each with `request_id`. Nil: unexpected errors go to stderr.
+    public let logger: Logger?
 
-    public init(router: Router, bearerToken: BearerToken? = nil, maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes) {
+    public init(router: Router, bearerToken: BearerToken? = nil, maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes,
+                metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
         self.router = router
         self.bearerToken = bearerToken
         self.maxBodyBytes = maxBodyBytes
+        self.metrics = metrics
+        self.logger = logger
     }
 
     enum Admission {
@@ -22,45 +33,92 @@ public struct HTTPDispatcher: Sendable {
         case accept(HTTPHandler)
     }
 
-    /// Decides from the request head alone. Sets `head.pathParameters` on success.
-    func admit(_ head: inout HTTPRequest) -> Admission {
+    /// Decides from the request head alone. Sets `head.pathParameters` on success. `route` is the
+    /// pattern of the route the path belongs to (even when refused), or "unmatched".
+    func admit(_ head: inout HTTPRequest) -> (Admission, route: String) {
+        let (match, pattern) = router.resolve(head.method, segments: head.pathSegments)
+        let route = pattern ?? ServiceMetrics.unmatchedRoute
         if let token = bearerToken, head.method.isMutating,
            let why = token.rejection(ofAuthorization: head.headers["Authorization"]) {
-            return .reject(.unauthorized(why))
+            return (.reject(.unauthorized(why)), route)
         }
         if let declared = head.headers["Content-Length"], let n = Int(declared.trimmingOWS), n > maxBodyBytes {
-            return .reject(.contentTooLarge(limit: maxBodyBytes, found: "a content-length of \(n)"))
+            return (.reject(.contentTooLarge(limit: maxBodyBytes, found: "a content-length of \(n)")), route)
         }
-        switch router.match(head.method, segments: head.pathSegments) {
+        switch match {
         case .notFound:
-            return .reject(.notFound(path: head.path))
+            return (.reject(.notFound(path: head.path)), route)
         case .methodNotAllowed(let allowed):
-            return .reject(.methodNotAllowed(head.method, path: head.path, allowed: allowed))
+            return (.reject(.methodNotAllowed(head.method, path: head.path, allowed: allowed)), route)
         case .found(let handler, let parameters):
             head.pathParameters = parameters
-            return .accept(handler)
+            return (.accept(handler), route)
         }
     }
 
-    /// Stamps the request id on a response.
-    func finish(_ response: HTTPResponse, requestID: String) -> HTTPResponse {
+    /// The route label of a request refused before routing (shutting down, over a limit).
+    func route(_ method: HTTPMethod, target: String) -> String {
+        guard let segments = RequestTarget.segments(RequestTarget.split(target).path) else { return ServiceMetrics.unmatchedRoute }
+        return router.resolve(method, segments: segments).pattern ?? ServiceMetrics.unmatchedRoute
+    }
+
+    /// Runs a handler, logging an unexpected error with the request id.
+    func run(_ body: @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) -> HTTPResponse {
+        Router.run(body, request, logger: logger)
+    }
+
+    /// Stamps the request id on a response, counts the request and writes its access line.
+    /// Called once per request, when its response is about to be queued.
+    func finish(_ response: HTTPResponse, _ trace: RequestTrace) -> HTTPResponse {
         var r = response
-        r.headers.set("X-Request-Id", requestID)
+        r.headers.set("X-Request-Id", trace.id)
+        let elapsed = MonotonicClock.nanoseconds() &- trace.started
+        metrics?.recordRequest(route: trace.route, method: trace.method, status: r.status.rawValue,
+                               nanoseconds: Int64(clamping: elapsed))
+        if let logger { access(logger, r, trace, elapsed) }
         return r
+    }
+
+    private func access(_ logger: Logger, _ r: HTTPResponse, _ trace: RequestTrace, _ elapsed: UInt64) {
+        let failed = r.status.rawValue >= 500
+        guard logger.logLevel <= (failed ? .error : .info) else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": .string(trace.id),
+            "method": .string(trace.method.rawValue),
+            "route": .string(trace.route),
+            "path": .string(trace.path),
+            "status": .stringConvertible(r.status.rawValue),
+            "duration_ms": .stringConvertible(Milliseconds(nanoseconds: elapsed)),
+            "bytes": .stringConvertible(r.body.count),
+        ]
+        let message: Logger.Message = "\(trace.method.rawValue) \(trace.route) \(r.status.rawValue)"
+        if failed {
+            if let detail = (try? JSONValue(parsing: r.body))?["detail"], case .string(let text) = detail {
+                metadata["problem"] = .string(text)
+            }
+            logger.error(message, metadata: metadata)
+        } else {
+            logger.info(message, metadata: metadata)
+        }
     }
 
     /// The whole pipeline, synchronously, on the calling thread (deferred handlers included).
     public func respond(to request: HTTPRequest) -> HTTPResponse {
         var request = request
-        switch admit(&request) {
+        request.id = RequestID.accepted(request.headers["X-Request-Id"]) ?? request.id
+        var trace = RequestTrace(id: request.id, method: request.method, target: request.path)
+        trace.parsedPath = request.path
+        let (admission, route) = admit(&request)
+        trace.route = route
+        switch admission {
         case .reject(let problem):
-            return finish(.problem(problem), requestID: request.id)
+            return finish(.problem(problem), trace)
         case .accept(let handler):
             if request.body.count > maxBodyBytes {
                 let problem = HTTPProblem.contentTooLarge(limit: maxBodyBytes, found: "\(request.body.count) bytes")
-                return finish(.problem(problem), requestID: request.id)
+                return finish(.problem(problem), trace)
             }
-            return finish(Router.run(handler.body, request), requestID: request.id)
+            return finish(run(handler.body, request), trace)
         }
     }
 }

@@ -93,6 +93,20 @@ extension HTTPProblem {
         HTTPProblem(status: .badRequest, type: "bad-request", detail: detail)
     }
 
+    static func tooManyConnections(limit: Int, open: Int) -> HTTPProblem {
+        HTTPProblem(
+            status: .serviceUnavailable, type: "too-many-connections",
+            detail: "expected at most \(limit) open connections, found \(open): retry later",
+            headers: ["Retry-After": "1"])
+    }
+
+    static func rateLimited(rate: Int) -> HTTPProblem {
+        HTTPProblem(
+            status: .tooManyRequests, type: "rate-limited",
+            detail: "expected at most \(rate) requests per second from one client, found more: slow down",
+            headers: ["Retry-After": "1"])
+    }
+
     static func unavailable(_ detail: String) -> HTTPProblem {
         HTTPProblem(
             status: .serviceUnavailable, type: "unavailable", detail: detail,

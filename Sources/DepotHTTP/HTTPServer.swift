@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMicroHTTPD
+import Logging
 import Synchronization
 
 public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
@@ -43,11 +44,12 @@ public final class HTTPServer: Sendable {
 
     private let state = Mutex<State>(.idle)
 
-    public init(configuration: HTTPServerConfiguration, router: Router) {
+    /// `metrics`: where request counts and latencies go; `logger`: access lines and errors.
+    public init(configuration: HTTPServerConfiguration, router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
         self.configuration = configuration
         self.dispatcher = HTTPDispatcher(
             router: router, bearerToken: configuration.bearerToken.flatMap(BearerToken.init),
-            maxBodyBytes: configuration.maxBodyBytes)
+            maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger)
     }
 
     deinit { stop() }
@@ -77,7 +79,11 @@ public final class HTTPServer: Sendable {
             guard let pool = WorkerPool(threadCount: configuration.workerThreads, queueLimit: configuration.maxQueuedDeferred) else {
                 return .failure(.workerThreadsUnavailable)
             }
-            let core = Unmanaged.passRetained(ServerCore(dispatcher: dispatcher, pool: pool))
+            let connections = ConnectionGuard(headerTimeoutSeconds: configuration.headerTimeoutSeconds,
+                                              softLimit: configuration.connectionLimit)
+            let core = Unmanaged.passRetained(ServerCore(
+                dispatcher: dispatcher, pool: pool, connections: connections,
+                rateLimiter: RateLimiter(requestsPerSecond: configuration.requestsPerSecondPerClient)))
             var tlsStrings: [UnsafeMutablePointer<CChar>] = []
             let daemon = address.withSockaddr { sockaddr -> OpaquePointer? in
                 var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
@@ -86,7 +92,7 @@ public final class HTTPServer: Sendable {
                 if configuration.logMHDErrors { flags |= MHD_USE_ERROR_LOG.rawValue }
                 var options: [MHD_OptionItem] = [
                     MHD_OptionItem(option: .THREAD_POOL_SIZE, value: configuration.threadPoolSize, ptr_value: nil),
-                    MHD_OptionItem(option: .CONNECTION_LIMIT, value: configuration.connectionLimit, ptr_value: nil),
+                    MHD_OptionItem(option: .CONNECTION_LIMIT, value: ConnectionGuard.hardLimit(forSoft: configuration.connectionLimit), ptr_value: nil),
                     MHD_OptionItem(option: .CONNECTION_TIMEOUT, value: configuration.connectionTimeoutSeconds, ptr_value: nil),
                     MHD_OptionItem(option: .SOCK_ADDR, value: 0, ptr_value: UnsafeMutableRawPointer(sockaddr)),
                 ]
@@ -99,15 +105,17 @@ public final class HTTPServer: Sendable {
                 options.append(MHD_OptionItem(option: .END, value: 0, ptr_value: nil))
                 return cmhd_start_daemon(
                     flags, accessHandlerCallback, core.toOpaque(), requestCompletedCallback, core.toOpaque(),
-                    uriLogCallback, nil, options)
+                    uriLogCallback, nil, notifyConnectionCallback, core.toOpaque(), options)
             }
             guard let daemon else {
                 let code = errno
+                connections.stop()
                 pool.shutdown()
                 core.release()
                 tlsStrings.forEach { free($0) }
                 return .failure(.daemonDidNotStart(listen: configuration.listen.description, errno: code))
             }
+            connections.start()
             let running = Running(daemon: daemon, core: core, port: cmhd_daemon_bind_port(daemon), tlsStrings: tlsStrings)
             state = .running(running)
             return .success(running)
@@ -141,6 +149,7 @@ public final class HTTPServer: Sendable {
             return
         }
         MHD_stop_daemon(running.daemon)
+        core.connections.stop()
         if listenFD >= 0 { close(listenFD) }
         core.pool.shutdown()
         running.core.release()

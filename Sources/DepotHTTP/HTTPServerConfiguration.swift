@@ -5,6 +5,9 @@ import Glibc
 /// How the server listens and what it accepts.
 public struct HTTPServerConfiguration: Sendable {
     public static let defaultMaxBodyBytes = 64 << 20
+    public static let defaultConnectionLimit = 1024
+    public static let defaultConnectionTimeoutSeconds = 60
+    public static let defaultHeaderTimeoutSeconds = 30
 
     /// A numeric IP address (or `localhost`) and a port; port 0 asks the kernel for a free one.
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -62,9 +65,16 @@ public struct HTTPServerConfiguration: Sendable {
     public var workerThreads: Int
     /// Deferred requests waiting for a worker beyond this get 503.
     public var maxQueuedDeferred: Int
+    /// Open connections beyond this get 503 (MHD's hard limit is a little higher, so the 503
+    /// can be sent).
     public var connectionLimit: Int
     /// Idle seconds before MHD closes a connection (suspended connections do not time out).
     public var connectionTimeoutSeconds: Int
+    /// Seconds a connection has to deliver a complete request head, from its accept or its
+    /// previous response (a slowloris client is cut off); 0: no deadline.
+    public var headerTimeoutSeconds: Int = defaultHeaderTimeoutSeconds
+    /// Requests per second per client address (bursts of twice that); 0: no limit.
+    public var requestsPerSecondPerClient: Int = 0
     /// When set, POST/PUT/PATCH/DELETE need `Authorization: Bearer <token>`.
     public var bearerToken: String?
     public var tls: TLS?
@@ -79,8 +89,8 @@ public struct HTTPServerConfiguration: Sendable {
         threadPoolSize: Int = HTTPServerConfiguration.onlineCores,
         workerThreads: Int = HTTPServerConfiguration.onlineCores,
         maxQueuedDeferred: Int = 1024,
-        connectionLimit: Int = 1024,
-        connectionTimeoutSeconds: Int = 60,
+        connectionLimit: Int = defaultConnectionLimit,
+        connectionTimeoutSeconds: Int = defaultConnectionTimeoutSeconds,
         bearerToken: String? = nil,
         tls: TLS? = nil,
         stopGraceSeconds: Double = 30,
@@ -120,6 +130,8 @@ public struct HTTPServerConfiguration: Sendable {
             ("max_queued_deferred", maxQueuedDeferred, 1...1_000_000),
             ("connection_limit", connectionLimit, 1...1_000_000),
             ("connection_timeout_seconds", connectionTimeoutSeconds, 0...86_400),
+            ("header_timeout_seconds", headerTimeoutSeconds, 0...86_400),
+            ("requests_per_second_per_client", requestsPerSecondPerClient, 0...1_000_000),
         ]
         for (name, value, range) in limits where !range.contains(value) {
             throw .invalidLimit(name: name, value: value, expected: range)

@@ -21,6 +21,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let unsupportedMediaType = HTTPStatus(rawValue: 415)
     public static let unprocessableContent = HTTPStatus(rawValue: 422)
     public static let preconditionRequired = HTTPStatus(rawValue: 428)
+    public static let tooManyRequests = HTTPStatus(rawValue: 429)
     public static let internalServerError = HTTPStatus(rawValue: 500)
     public static let notImplemented = HTTPStatus(rawValue: 501)
     public static let serviceUnavailable = HTTPStatus(rawValue: 503)
@@ -41,6 +42,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
         case 410: "Gone"
         case 412: "Precondition Failed"
         case 413: "Content Too Large"
+        case 429: "Too Many Requests"
         case 415: "Unsupported Media Type"
         case 422: "Unprocessable Content"
         case 428: "Precondition Required"

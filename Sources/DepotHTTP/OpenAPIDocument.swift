@@ -30,7 +30,9 @@ info:
     * `400` for a request path with a malformed percent escape.
     * `503` (with `Retry-After`) while the server shuts down or when its worker queue is full.
 
-    Every response carries an `X-Request-Id` header.
+    Every response carries an `X-Request-Id` header: the request's own `X-Request-Id` when it is
+    1 to 64 characters of `A-Z a-z 0-9 . _ -`, a generated id otherwise. The server's log lines
+    about a request carry the same id (`request_id`).
   license:
     name: GPL-2.0-only
     identifier: GPL-2.0-only
@@ -45,6 +47,8 @@ tags:
     description: typed variables and raw section images of stored revisions
   - name: loads
     description: revisions loaded into the kernel, their live variables and test runs
+  - name: metrics
+    description: Prometheus metrics, including live variables a load exports
 
 paths:
   /healthz:
@@ -53,6 +57,7 @@ paths:
       tags: [service]
       summary: Liveness
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the server is up
           content:
@@ -72,6 +77,7 @@ paths:
       tags: [service]
       summary: This document
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the OpenAPI document the server was built with
           content:
@@ -84,6 +90,46 @@ paths:
                   openapi:
                     type: string
                     pattern: "^3\\.1\\."
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /metrics:
+    get:
+      operationId: getMetrics
+      tags: [metrics, service]
+      summary: Prometheus metrics (text exposition format 0.0.4)
+      description: |
+        Answered from memory on the server's own threads, so a scrape is served even while slow
+        requests (loads, uploads) occupy every worker. Families:
+
+        * `bpfdepot_http_requests_total{route, method, status}` (counter) and
+          `bpfdepot_http_request_duration_seconds{route, method, status}` (histogram, buckets
+          from 50 µs to 10 s; from the request line to the response being queued). `route` is
+          the path template, such as `/v1/loads/{id}/variables/{name}`, or `unmatched` for a
+          path no route has; `method` is `OTHER` for methods outside the standard set. Every
+          request counts once, refusals (401, 404, 405, 413, 429, 503) included.
+        * `bpfdepot_objects_stored` and `bpfdepot_loads_active` (gauges).
+        * `bpfdepot_load_duration_seconds{result="loaded"|"failed"}` (histogram of kernel
+          load times), `bpfdepot_load_failures_total{reason}` (counter; `reason` is one of
+          `verifier`, `map`, `program`, `arena`, `extern`, `kconfig`, `relocation`,
+          `attach_target`, `image`, `program_section`, `pin`, `other`) and
+          `bpfdepot_verifier_rejections_total` (counter).
+        * `bpfdepot_variable{load, name}` (gauge): each numeric field of the variables a loaded
+          load exports (see `PUT /v1/loads/{id}/metrics`), read from its mapped memory at scrape
+          time. Struct members are joined with dots (`stats.hits`), array elements indexed
+          (`grid[1][2]`); bools are 0/1, enums their value; `char` arrays, pointers and
+          integers wider than 64 bits are left out. Values are doubles: integers past 2^53
+          round.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the metrics
+          content:
+            text/plain:
+              schema:
+                type: string
+              example: |
+                # TYPE bpfdepot_variable gauge
+                bpfdepot_variable{load="7",name="stats.hits"} 42.0
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
   /v1/objects:
@@ -112,6 +158,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: these bytes were stored before; the stored object
           headers:
@@ -176,6 +223,7 @@ paths:
           schema:
             type: string
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of objects
           content:
@@ -192,6 +240,7 @@ paths:
       tags: [objects]
       summary: One stored object
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the object
           headers:
@@ -209,6 +258,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: deleted
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -229,6 +279,7 @@ paths:
       tags: [objects]
       summary: The object's ELF bytes, as uploaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the ELF bytes
           content:
@@ -251,6 +302,7 @@ paths:
         - $ref: "#/components/parameters/Revision"
         - $ref: "#/components/parameters/Names"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables, decoded through BTF
           content:
@@ -286,6 +338,7 @@ paths:
               arena_rec:
                 tag: tuned
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision and the object
           headers:
@@ -318,6 +371,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           content:
@@ -345,6 +399,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Revision"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the image
           headers:
@@ -384,6 +439,7 @@ paths:
               type: string
               format: binary
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the new revision
           headers:
@@ -411,6 +467,7 @@ paths:
       tags: [revisions]
       summary: The object's image history, oldest first
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the revisions
           content:
@@ -432,16 +489,23 @@ paths:
         record is written first, so a refused load still leaves one in state `failed`.
         An object with an arena whose `map_extra` fixes its address can be loaded only once
         at a time: a second load gets `409` (`arena-address-in-use`) until the first is
-        unloaded.
+        unloaded. Limits: an object whose arena alone exceeds `serve --max-arena-bytes` gets
+        `413` (`arena-too-large`); one that does not fit beside the live loads' arenas, or that
+        finds `--max-concurrent-loads` loads in progress, gets `503` with `Retry-After`.
+        When the server pins loads (`serve --pin-root`, by default `/sys/fs/bpf/bpfdepot`),
+        the load is pinned under `<pin-root>/<id>` and a restarted server takes it over.
       security:
         - bearerAuth: []
       requestBody:
         required: false
-        description: which revision to load; the current one when there is no body
+        description: |
+          which revision to load (the current one when there is no body), and which variables
+          to export as Prometheus gauges from the start (as `PUT /v1/loads/{id}/metrics` would)
         content:
           application/json:
             schema: { $ref: "#/components/schemas/LoadRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "201":
           description: loaded
           headers:
@@ -478,9 +542,10 @@ paths:
         "413": { $ref: "#/components/responses/ContentTooLarge" }
         "422":
           description: |
-            a body other than `{"revision": n}` (`invalid-body`), the verifier refused a program
-            (`verifier-rejected`, with `program`, `errno`, `log`, `logTruncated`), or the kernel
-            refused the object otherwise (`load-failed`)
+            a body other than `{"revision": n, "export": [...]}` (`invalid-body`), an `export`
+            name the object does not have (`unknown-variable`) or cannot export (`bad-value`),
+            the verifier refused a program (`verifier-rejected`, with `program`, `errno`, `log`,
+            `logTruncated`), or the kernel refused the object otherwise (`load-failed`)
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }
@@ -508,6 +573,7 @@ paths:
             minimum: 0
             maximum: 9223372036854775807
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: a page of loads
           content:
@@ -524,6 +590,7 @@ paths:
       tags: [loads]
       summary: One load record; with its kernel ids while it is loaded
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the load
           content:
@@ -539,6 +606,7 @@ paths:
       security:
         - bearerAuth: []
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "204":
           description: unloaded (also when it was not loaded)
         "400": { $ref: "#/components/responses/BadRequest" }
@@ -557,6 +625,7 @@ paths:
         - $ref: "#/components/parameters/Names"
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variables
           headers:
@@ -591,6 +660,7 @@ paths:
             example:
               arena_counter: 100
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the written variables, read back
           content:
@@ -625,6 +695,7 @@ paths:
       parameters:
         - $ref: "#/components/parameters/IfNoneMatch"
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the variable
           headers:
@@ -638,6 +709,67 @@ paths:
         "409": { $ref: "#/components/responses/NotLoaded" }
         "422":
           description: the variable's memory could not be read (`load-failed`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/loads/{id}/metrics:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+    get:
+      operationId: getLoadExports
+      tags: [loads, metrics]
+      summary: The variables this load exports at `GET /metrics`
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the exported variables, by name
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ExportList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    put:
+      operationId: setLoadExports
+      tags: [loads, metrics]
+      summary: Choose the variables this load exports at `GET /metrics`
+      description: |
+        Replaces the list (an empty one stops exporting). Each numeric field of each named
+        variable becomes one `bpfdepot_variable{load, name}` series, read from the load's
+        mapped memory at every scrape. A load exports at most 1000 series (`maxSeries`): a
+        list that needs more is refused. The list is kept in the database with the load.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/ExportRequest" }
+            example:
+              variables: [arena_counter, arena_rec]
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the exported variables, by name
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ExportList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404":
+          description: no such load (`not-found`), or a name the loaded object does not have (`unknown-variable`, with `variable`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem404" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "413": { $ref: "#/components/responses/ContentTooLarge" }
+        "422":
+          description: |
+            a body other than `{"variables": [...]}` (`invalid-body`), a variable with no numeric
+            field, or more than 1000 series in all (`bad-value`)
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }
@@ -667,6 +799,7 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/RunRequest" }
       responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the run's result
           content:
@@ -851,8 +984,29 @@ components:
                     const: 413
                   max_body_bytes:
                     type: integer
+    TooManyRequests:
+      description: |
+        the client (by peer address) sent more requests per second than `serve --rate-limit`
+        allows, beyond a burst of twice that (`rate-limited`); off by default
+      headers:
+        Retry-After:
+          schema:
+            type: string
+      content:
+        application/problem+json:
+          schema:
+            allOf:
+              - $ref: "#/components/schemas/Problem"
+              - properties:
+                  status:
+                    const: 429
     ServiceUnavailable:
-      description: shutting down, the worker queue is full, or the database stayed busy (`unavailable`, `busy`)
+      description: |
+        shutting down, the worker queue is full, or the database stayed busy (`unavailable`,
+        `busy`); more open connections than `serve --max-connections` (`too-many-connections`,
+        sent with `Connection: close`); more loads in progress than `--max-concurrent-loads`
+        (`busy`); live loads already hold the arena budget of `--max-arena-bytes`
+        (`arena-budget-exhausted`, with `arenaBytes`, `inUse`, `limit`)
       headers:
         Retry-After:
           schema:
@@ -1128,6 +1282,35 @@ components:
           type: integer
           minimum: 1
           maximum: 2147483647
+        export:
+          $ref: "#/components/schemas/VariableNames"
+    VariableNames:
+      description: global variables of the object, by name
+      type: array
+      maxItems: 1000
+      items:
+        type: string
+        minLength: 1
+        maxLength: 256
+    ExportRequest:
+      type: object
+      required: [variables]
+      additionalProperties: false
+      properties:
+        variables: { $ref: "#/components/schemas/VariableNames" }
+    ExportList:
+      type: object
+      required: [variables, maxSeries]
+      additionalProperties: false
+      properties:
+        variables:
+          type: array
+          items:
+            type: string
+        maxSeries:
+          description: the most series one load may export
+          type: integer
+          const: 1000
     Load:
       type: object
       required: [id, objectId, revision, state, created]

@@ -1,3 +1,5 @@
+import Logging
+
 /// How a route's handler runs.
 ///
 /// MHD's own threads answer `.immediate` handlers in the access-handler call, with no thread hop
@@ -41,12 +43,16 @@ public struct Router: Sendable {
         var literals: [String: Node] = [:]
         var parameter: Node?
         var routes: [HTTPMethod: (handler: HTTPHandler, parameterNames: [String])] = [:]
+        /// The pattern first registered here, as written (`/v1/loads/{id}`): the route's name in
+        /// metrics and logs, whatever the path held.
+        var pattern: String?
 
         func copy() -> Node {
             let n = Node()
             n.literals = literals.mapValues { $0.copy() }
             n.parameter = parameter?.copy()
             n.routes = routes
+            n.pattern = pattern
             return n
         }
     }
@@ -73,6 +79,7 @@ public struct Router: Sendable {
             }
         }
         node.routes[method] = (handler, names)
+        if node.pattern == nil { node.pattern = pattern.hasPrefix("/") ? pattern : "/" + pattern }
     }
 
     public mutating func get(_ pattern: String, _ handler: HTTPHandler) { add(.GET, pattern, handler) }
@@ -83,17 +90,23 @@ public struct Router: Sendable {
 
     /// Looks up decoded path segments (see `HTTPRequest.pathSegments`).
     public func match(_ method: HTTPMethod, segments: [String]) -> RouteMatch {
+        resolve(method, segments: segments).match
+    }
+
+    /// `match` plus the pattern of the route the path belongs to (for a 405 too); nil for a 404.
+    public func resolve(_ method: HTTPMethod, segments: [String]) -> (match: RouteMatch, pattern: String?) {
         var captured: [String] = []
         captured.reserveCapacity(segments.count)
         var allowed: Set<HTTPMethod> = []
-        if let (route, values) = find(root, segments[...], method, &captured, &allowed) {
+        var pattern: String?
+        if let (route, values) = find(root, segments[...], method, &captured, &allowed, &pattern) {
             var parameters = [String: String](minimumCapacity: route.parameterNames.count)
             for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
-            return .found(route.handler, parameters: parameters)
+            return (.found(route.handler, parameters: parameters), pattern)
         }
-        if allowed.isEmpty { return .notFound }
+        if allowed.isEmpty { return (.notFound, nil) }
         if allowed.contains(.GET) { allowed.insert(.HEAD) }
-        return .methodNotAllowed(allowed: Self.ordered(allowed))
+        return (.methodNotAllowed(allowed: Self.ordered(allowed)), pattern)
     }
 
     /// Runs the matching handler synchronously, whatever its kind: 404/405 problems for misses,
@@ -111,36 +124,44 @@ public struct Router: Sendable {
         }
     }
 
-    /// Calls a handler, turning a thrown error into its problem (or a 500 that hides it).
-    static func run(_ body: @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) -> HTTPResponse {
+    /// Calls a handler, turning a thrown error into its problem (or a 500 that hides it; the
+    /// error itself goes to `logger`, or to stderr without one).
+    static func run(_ body: @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest,
+                    logger: Logger? = nil) -> HTTPResponse {
         do {
             return try body(request)
         } catch let error as any HTTPProblemConvertible {
             return .problem(error.problem)
         } catch {
-            StandardError.write("bpfdepot: request \(request.id) \(request.method) \(request.path) failed: \(error)\n")
+            if let logger {
+                logger.error("request \(request.method) \(request.path) failed: \(error)", metadata: ["request_id": .string(request.id)])
+            } else {
+                StandardError.write("bpfdepot: request \(request.id) \(request.method) \(request.path) failed: \(error)\n")
+            }
             return .problem(.internalError(requestID: request.id))
         }
     }
 
     private func find(
         _ node: Node, _ rest: ArraySlice<String>, _ method: HTTPMethod,
-        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>
+        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?
     ) -> ((handler: HTTPHandler, parameterNames: [String]), [String])? {
         guard let segment = rest.first else {
             if let route = node.routes[method] ?? (method == .HEAD ? node.routes[.GET] : nil) {
+                pattern = node.pattern
                 return (route, captured)
             }
+            if allowed.isEmpty, !node.routes.isEmpty { pattern = node.pattern }
             allowed.formUnion(node.routes.keys)
             return nil
         }
         if let next = node.literals[segment],
-           let hit = find(next, rest.dropFirst(), method, &captured, &allowed) {
+           let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) {
             return hit
         }
         if let next = node.parameter, !segment.isEmpty {
             captured.append(segment)
-            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed) { return hit }
+            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) { return hit }
             captured.removeLast()
         }
         return nil

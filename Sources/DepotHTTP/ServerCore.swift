@@ -8,6 +8,8 @@ import Synchronization
 final class ServerCore: Sendable {
     let dispatcher: HTTPDispatcher
     let pool: WorkerPool
+    let connections: ConnectionGuard
+    let rateLimiter: RateLimiter
     let stopping = Atomic<Bool>(false)
     /// Deferred requests suspended or not yet completed; `stop()` waits for zero, because
     /// MHD_stop_daemon with suspended connections is undefined behaviour.
@@ -20,13 +22,16 @@ final class ServerCore: Sendable {
     /// past this the connection is closed. (With Content-Length, 413 goes out before any body.)
     static let discardAllowance = 8 << 20
 
-    init(dispatcher: HTTPDispatcher, pool: WorkerPool) {
+    init(dispatcher: HTTPDispatcher, pool: WorkerPool, connections: ConnectionGuard, rateLimiter: RateLimiter) {
         self.dispatcher = dispatcher
         self.pool = pool
+        self.connections = connections
+        self.rateLimiter = rateLimiter
         self.requestIDPrefix = UInt64(UInt32.random(in: .min ... .max)) << 32
     }
 
     /// 16 hex digits: a random per-server prefix (ids from restarts do not collide) and a counter.
+    /// Used when the client sent no usable `X-Request-Id` of its own.
     func nextRequestID() -> String {
         let n = requestCounter.add(1, ordering: .relaxed).newValue
         let v = requestIDPrefix | (n & 0xffff_ffff)
@@ -75,7 +80,7 @@ final class ServerCore: Sendable {
             switch handler {
             case .immediate(let body):
                 exchange.phase = .answered
-                return queue(Router.run(body, request), exchange, on: connection)
+                return queue(dispatcher.run(body, request), exchange, on: connection)
             case .deferred(let body):
                 return suspend(connection, exchange, running: body, request)
             }
@@ -95,7 +100,7 @@ final class ServerCore: Sendable {
                 return .YES
             }
             exchange.phase = .answered
-            return queue(.problem(problem), exchange, on: connection, close: stopping.load(ordering: .relaxed))
+            return queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed))
 
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
@@ -114,19 +119,32 @@ final class ServerCore: Sendable {
     /// answered right away (MHD then skips the body and closes the connection); everything else
     /// waits for the next call, because queueing on the first call turns keep-alive off.
     private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: String) -> MHD_Result {
-        exchange.requestID = nextRequestID()
+        connections.headReceived(connection)
         let headers = Self.headers(of: connection)
+        exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
+        exchange.trace.method = HTTPMethod(rawValue: method)
         let hasBody = Self.announcesBody(headers)
         let remote = cmhd_connection_client_address(connection).flatMap(SocketAddress.describe)
 
         let verdict: HTTPProblem?
         if stopping.load(ordering: .relaxed) {
             verdict = .unavailable("expected a running server, found one shutting down")
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if connections.isOverSoftLimit {
+            verdict = .tooManyConnections(limit: connections.softLimit, open: connections.openConnections)
+            exchange.closeAfter = true
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if rateLimiter.isEnabled, !rateLimiter.allow(RateLimiter.client(of: remote)) {
+            verdict = .rateLimited(rate: Int(rateLimiter.rate))
+            exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
         } else if var request = HTTPRequest(
-            method: HTTPMethod(rawValue: method), target: exchange.rawTarget, headers: headers,
-            remoteAddress: remote, id: exchange.requestID)
+            method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
+            remoteAddress: remote, id: exchange.trace.id)
         {
-            switch dispatcher.admit(&request) {
+            let (admission, route) = dispatcher.admit(&request)
+            exchange.trace.route = route
+            exchange.trace.parsedPath = request.path
+            switch admission {
             case .reject(let problem):
                 verdict = problem
             case .accept(let handler):
@@ -159,8 +177,9 @@ final class ServerCore: Sendable {
         inFlightDeferred.add(1, ordering: .sequentiallyConsistent)
         MHD_suspend_connection(connection)
         let suspended = SuspendedConnection(raw: connection)
+        let dispatcher = self.dispatcher
         let accepted = pool.submit {
-            let response = Router.run(body, request)
+            let response = dispatcher.run(body, request)
             exchange.result.withLock { $0 = response }
             MHD_resume_connection(suspended.raw)
         }
@@ -178,7 +197,7 @@ final class ServerCore: Sendable {
     private func queue(
         _ response: HTTPResponse, _ exchange: Exchange, on connection: OpaquePointer, close: Bool = false
     ) -> MHD_Result {
-        let response = dispatcher.finish(response, requestID: exchange.requestID)
+        let response = dispatcher.finish(response, exchange.trace)
         let created = response.body.withUnsafeBytes { buf in
             MHD_create_response_from_buffer(buf.count, UnsafeMutableRawPointer(mutating: buf.baseAddress), .RESPMEM_MUST_COPY)
         }
@@ -247,12 +266,14 @@ let accessHandlerCallback: MHD_AccessHandlerCallback = { cls, connection, url, m
 }
 
 /// MHD_OPTION_NOTIFY_COMPLETED: the response is sent or the connection failed; drop the state.
-let requestCompletedCallback: MHD_RequestCompletedCallback = { cls, _, conCls, _ in
-    guard let cls, let conCls, let raw = conCls.pointee else { return }
+let requestCompletedCallback: MHD_RequestCompletedCallback = { cls, connection, conCls, _ in
+    guard let cls else { return }
+    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
+    if let connection { core.connections.requestFinished(connection) }
+    guard let conCls, let raw = conCls.pointee else { return }
     conCls.pointee = nil
     let exchange = Unmanaged<Exchange>.fromOpaque(raw).takeRetainedValue()
     if exchange.isDeferred {
-        Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-            .inFlightDeferred.subtract(1, ordering: .sequentiallyConsistent)
+        core.inFlightDeferred.subtract(1, ordering: .sequentiallyConsistent)
     }
 }

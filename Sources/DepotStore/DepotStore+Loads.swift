@@ -32,18 +32,24 @@ extension DepotStore {
         }
     }
 
-    /// Moves a load to `state`, replacing its kernel ids when given.
+    /// Moves a load to `state`, replacing its kernel ids and pin directory when given.
     @discardableResult
-    public func updateLoad(id: Int64, state: LoadState, kernelIDs: String? = nil) throws(StoreError) -> LoadRecord {
+    public func updateLoad(id: Int64, state: LoadState, kernelIDs: String? = nil,
+                           pinDirectory: String? = nil) throws(StoreError) -> LoadRecord {
         if let kernelIDs { try Self.checkKernelIDs(kernelIDs) }
+        if let pinDirectory, pinDirectory.isEmpty { throw .emptyPinDirectory }
         return try write("update load") { db in
             guard let load = try Self.fetchLoad(db, id: id) else { throw StoreError.loadNotFound(id: id) }
-            if state == .loaded, load.state != .loaded, let pinDirectory = load.pinDirectory {
-                try Self.checkPinDirectoryFree(db, pinDirectory, except: id)
+            if state == .loaded, load.state != .loaded || pinDirectory != nil,
+               let dir = pinDirectory ?? load.pinDirectory {
+                try Self.checkPinDirectoryFree(db, dir, except: id)
             }
             try db.execute(
-                sql: "UPDATE loads SET state = ?, kernel_ids = coalesce(?, kernel_ids), updated_at = ? WHERE id = ?",
-                arguments: [state.rawValue, kernelIDs, Date(), id])
+                sql: """
+                    UPDATE loads SET state = ?, kernel_ids = coalesce(?, kernel_ids),
+                        pin_directory = coalesce(?, pin_directory), updated_at = ? WHERE id = ?
+                    """,
+                arguments: [state.rawValue, kernelIDs, pinDirectory, Date(), id])
             guard let updated = try Self.fetchLoad(db, id: id) else { throw StoreError.loadNotFound(id: id) }
             return updated
         }

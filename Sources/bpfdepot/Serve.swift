@@ -1,4 +1,5 @@
 import ArgumentParser
+import BPFKernel
 import DepotCore
 import DepotHTTP
 import DepotStore
@@ -21,12 +22,44 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest accepted request body, in bytes.")
     var maxBody = HTTPServerConfiguration.defaultMaxBodyBytes
 
-    @Option(help: "Pin every load under <pin-root>/<load id> on bpffs (empty: do not pin).")
-    var pinRoot = ""
+    @Option(help: ArgumentHelp(
+        "Pin every load under <pin-root>/<load id> on bpffs, and take pinned loads over at start-up (empty: do not pin).",
+        discussion: "bpffs is mounted at /sys/fs/bpf if nothing is. One pin root belongs to one database."))
+    var pinRoot = "/sys/fs/bpf/bpfdepot"
+
+    @Option(help: "PEM certificate (chain) file: serve HTTPS (needs --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key file for --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Most simultaneous connections; more get 503.")
+    var maxConnections = HTTPServerConfiguration.defaultConnectionLimit
+
+    @Option(help: "Seconds a connection may stay idle before it is closed.")
+    var connectionTimeout = HTTPServerConfiguration.defaultConnectionTimeoutSeconds
+
+    @Option(help: "Seconds a client has to send a complete request head (cuts slowloris clients off).")
+    var headerTimeout = HTTPServerConfiguration.defaultHeaderTimeoutSeconds
+
+    @Option(help: "Requests per second allowed per client address, with bursts of twice that (0: no limit); more get 429.")
+    var rateLimit = 0
+
+    @Option(help: "Loads being verified at once; more get 503.")
+    var maxConcurrentLoads = DepotLimits.defaultMaxConcurrentLoads
+
+    @Option(help: "Arena memory (bytes) all live loads together may map; a load beyond gets 503 (413 if it alone is larger).")
+    var maxArenaBytes = DepotLimits.defaultMaxArenaBytes
+
+    @Option(help: "Log lines on stderr: json (one object per line) or text.")
+    var logFormat: LineLogHandler.Format = .text
+
+    @Option(help: "Least severe level logged: trace, debug, info (one line per request), notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
 
     func run() throws {
-        var log = Logger(label: "bpfdepot")
-        log.logLevel = .info
+        let metrics = Observability.bootstrap(format: logFormat, level: logLevel)
+        let log = Logger(label: "bpfdepot")
         guard let address = HTTPServerConfiguration.ListenAddress(parsing: listen) else {
             throw ValidationError("--listen: expected HOST:PORT such as 127.0.0.1:8080, found '\(listen)'")
         }
@@ -37,17 +70,59 @@ struct Serve: ParsableCommand {
             }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        var tls: HTTPServerConfiguration.TLS?
+        switch (tlsCert, tlsKey) {
+        case (nil, nil): break
+        case (let cert?, let key?):
+            guard let certPEM = try? String(contentsOfFile: cert, encoding: .utf8) else { throw ValidationError("--tls-cert: cannot read '\(cert)'") }
+            guard let keyPEM = try? String(contentsOfFile: key, encoding: .utf8) else { throw ValidationError("--tls-key: cannot read '\(key)'") }
+            tls = .init(certificatePEM: certPEM, privateKeyPEM: keyPEM)
+        default:
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard maxConcurrentLoads >= 1 else { throw ValidationError("--max-concurrent-loads: expected at least 1, found \(maxConcurrentLoads)") }
+        guard rateLimit >= 0 else { throw ValidationError("--rate-limit: expected 0 or more, found \(rateLimit)") }
+        var config = HTTPServerConfiguration(listen: address, maxBodyBytes: maxBody, connectionLimit: maxConnections,
+                                             connectionTimeoutSeconds: connectionTimeout, bearerToken: token, tls: tls)
+        config.headerTimeoutSeconds = headerTimeout
+        config.requestsPerSecondPerClient = rateLimit
+        do { try config.validate() } catch { throw CLIError(description: "\(error)") }
+
         let store: DepotStore
         do { store = try DepotStore(path: db) } catch { throw CLIError(description: "database \(db): \(error)") }
-        let depot = Depot(store: store, pinRoot: pinRoot.isEmpty ? nil : pinRoot)
-        let config = HTTPServerConfiguration(listen: address, maxBodyBytes: maxBody, bearerToken: token)
-        do { try config.validate() } catch { throw CLIError(description: "\(error)") }
+        var root: String? = pinRoot.isEmpty ? nil : pinRoot
+        if let r = root {
+            do {
+                if try PinRoot.prepare(r) { log.info("mounted bpffs", metadata: ["path": "/sys/fs/bpf"]) }
+            } catch {
+                log.warning("loads will not be pinned and will not survive a restart", metadata: ["pin_root": "\(r)", "reason": "\(error)"])
+                root = nil
+            }
+        }
+        let depot = Depot(store: store, pinRoot: root,
+                          limits: DepotLimits(maxConcurrentLoads: maxConcurrentLoads, maxArenaBytes: maxArenaBytes),
+                          metrics: DepotMetrics(factory: metrics.factory))
+        do {
+            let report = try depot.recover()
+            for outcome in report.outcomes {
+                switch outcome {
+                case .adopted(let id): log.info("adopted load", metadata: ["load": "\(id)"])
+                case .lost(let id, let reason): log.warning("load lost", metadata: ["load": "\(id)", "reason": "\(reason)"])
+                case .strayPinsRemoved(let dir, let pins):
+                    log.info("removed pins without a loaded row", metadata: ["directory": "\(dir)", "pins": "\(pins)"])
+                }
+            }
+        } catch {
+            throw CLIError(description: "recovering loads: \(error)")
+        }
         TerminationSignals.block()
         Self.keepLargeAllocationsMapped()
-        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml))
+        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics),
+                                metrics: metrics, logger: Logger(label: "bpfdepot.http"))
         do { try server.start() } catch { throw CLIError(description: "cannot start: \(error)") }
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
-                                         "auth": "\(token == nil ? "none (loopback only)" : "bearer token")"])
+                                         "auth": "\(token == nil ? "none (loopback only)" : "bearer token")",
+                                         "tls": "\(tls == nil ? "off" : "on")", "pin_root": "\(root ?? "none")"])
         let signal = TerminationSignals.wait()
         log.info("stopping", metadata: ["signal": "\(signal)"])
         server.stop()

@@ -1,5 +1,6 @@
 import DepotHTTP
 import Foundation
+import Logging
 import Testing
 
 /// A server on 127.0.0.1 with a kernel-chosen port, stopped by `stop()` at the end of a test.
@@ -7,12 +8,13 @@ struct LoopbackServer {
     let server: HTTPServer
     let base: String
 
-    init(router: Router, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws {
+    init(router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil,
+         configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws {
         var c = HTTPServerConfiguration(listen: .init(host: "127.0.0.1", port: 0))
         c.threadPoolSize = 2
         c.workerThreads = 2
         configure(&c)
-        server = HTTPServer(configuration: c, router: router)
+        server = HTTPServer(configuration: c, router: router, metrics: metrics, logger: logger)
         try server.start()
         let port = try #require(server.port)
         #expect(port != 0)

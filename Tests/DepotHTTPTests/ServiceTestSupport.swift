@@ -4,6 +4,7 @@ import DepotCore
 import DepotHTTP
 @testable import DepotStore
 import Foundation
+import Logging
 import Testing
 
 /// The whole service on a fresh SQLite file of its own: store, depot and the `/v1` router.
@@ -15,6 +16,9 @@ final class ServiceFixture: Sendable {
     let store: DepotStore
     let depot: Depot
     let router: Router
+    /// A registry of this fixture's own: what its `/metrics` shows and where a server started
+    /// with `server()` counts requests.
+    let metrics = ServiceMetrics()
 
     init() throws {
         directory = FileManager.default.temporaryDirectory
@@ -22,8 +26,13 @@ final class ServiceFixture: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         databasePath = directory + "/depot.sqlite"
         store = try DepotStore(path: databasePath)
-        depot = Depot(store: store)
-        router = DepotRoutes.router(depot: depot, openAPI: "x")
+        depot = Depot(store: store, metrics: DepotMetrics(factory: metrics.factory))
+        router = DepotRoutes.router(depot: depot, openAPI: "x", metrics: metrics)
+    }
+
+    /// A loopback server on this fixture's router that records into its metrics.
+    func server(logger: Logger? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> LoopbackServer {
+        try LoopbackServer(router: router, metrics: metrics, logger: logger, configure: configure)
     }
 
     /// The router behind the full request pipeline (auth, body limit, request id), no socket.

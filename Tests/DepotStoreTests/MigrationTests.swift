@@ -4,7 +4,13 @@ import Foundation
 import Testing
 
 @Suite struct MigrationTests {
-    static let extra = Migration(name: "0002_extra", sql: "CREATE TABLE extra (x INTEGER NOT NULL);\n")
+    /// `NNNN_suffix`, numbered `offset` past the last embedded migration (1: the next one).
+    static func later(_ offset: Int, _ suffix: String) -> String {
+        let n = String(Migration.embedded.count + offset)
+        return String(repeating: "0", count: max(0, 4 - n.count)) + n + suffix
+    }
+
+    static let extra = Migration(name: later(1, "_extra"), sql: "CREATE TABLE extra (x INTEGER NOT NULL);\n")
 
     @Test func freshDatabaseAppliesEveryMigrationOnceAndRecordsIt() throws {
         let tmp = try TemporaryDatabase()
@@ -16,7 +22,7 @@ import Testing
         #expect(try store.pendingMigrations() == [])
         let tables = try store.readStrings(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        #expect(tables == ["loads", "objects", "revision_images", "revisions", "schema_migrations"])
+        #expect(tables == ["load_exports", "loads", "objects", "revision_images", "revisions", "schema_migrations"])
     }
 
     @Test func reopeningAppliesNothingAndKeepsData() throws {
@@ -48,10 +54,10 @@ import Testing
         let id = try tmp.open().putObject(elf: Sample.elf(2), name: "two", images: Sample.images).object.id
 
         let newer = try tmp.open(migrations: Migration.embedded + [Self.extra], migrate: false)
-        #expect(try newer.pendingMigrations() == ["0002_extra"])
-        #expect(try newer.migrate() == ["0002_extra"])
+        #expect(try newer.pendingMigrations() == [Self.extra.name])
+        #expect(try newer.migrate() == [Self.extra.name])
         #expect(try newer.migrate() == [])
-        #expect(try newer.appliedMigrations().map(\.name) == DepotStore.knownMigrations + ["0002_extra"])
+        #expect(try newer.appliedMigrations().map(\.name) == DepotStore.knownMigrations + [Self.extra.name])
         #expect(try newer.object(id: id).name == "two")
         try newer.executeRaw("INSERT INTO extra (x) VALUES (1)")
         #expect(try newer.rowCount("extra") == 1)
@@ -60,7 +66,7 @@ import Testing
     @Test func aDatabaseFromANewerVersionIsRefused() throws {
         let tmp = try TemporaryDatabase()
         _ = try tmp.open(migrations: Migration.embedded + [Self.extra])
-        #expect(throws: StoreError.unknownMigrations(names: ["0002_extra"])) { try tmp.open() }
+        #expect(throws: StoreError.unknownMigrations(names: [Self.extra.name])) { try tmp.open() }
     }
 
     @Test func anEditedShippedMigrationIsRefused() throws {
@@ -82,19 +88,19 @@ import Testing
     @Test func aMigrationInsertedIntoHistoryIsRefused() throws {
         let tmp = try TemporaryDatabase()
         let base = Migration.embedded
-        let third = Migration(name: "0003_third", sql: "CREATE TABLE third (x INTEGER);")
+        let third = Migration(name: Self.later(2, "_third"), sql: "CREATE TABLE third (x INTEGER);")
         _ = try tmp.open(migrations: base + [Self.extra, third])
         // As if 0002 had been added to history after 0003 shipped: 0003 is applied past a gap.
         let store = try tmp.open(migrations: base + [Self.extra, third], migrate: false)
-        try store.executeRaw("DELETE FROM schema_migrations WHERE name = '0002_extra'")
-        #expect(throws: StoreError.migrationOutOfOrder(name: "0003_third", expectedAfter: "0001_initial")) {
+        try store.executeRaw("DELETE FROM schema_migrations WHERE name = '\(Self.extra.name)'")
+        #expect(throws: StoreError.migrationOutOfOrder(name: third.name, expectedAfter: base.last?.name)) {
             try store.migrate()
         }
     }
 
     @Test func aFailingMigrationLeavesNothingBehind() throws {
         let tmp = try TemporaryDatabase()
-        let broken = Migration(name: "0002_broken",
+        let broken = Migration(name: Self.later(1, "_broken"),
                                sql: "CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
         let error = #expect(throws: StoreError.self) { try tmp.open(migrations: Migration.embedded + [broken]) }
         guard case .database(let operation, _, let message) = error else {
@@ -111,17 +117,17 @@ import Testing
 
     @Test func aMigrationThatCommitsIsRefusedAndLeavesNothingBehind() throws {
         let tmp = try TemporaryDatabase()
-        let committing = Migration(name: "0002_commits", sql: "CREATE TABLE c (x INTEGER);\nCOMMIT;\n")
-        #expect(throws: StoreError.invalidMigration(name: "0002_commits",
+        let committing = Migration(name: Self.later(1, "_commits"), sql: "CREATE TABLE c (x INTEGER);\nCOMMIT;\n")
+        #expect(throws: StoreError.invalidMigration(name: committing.name,
                                                     reason: "expected no transaction control, found a commit")) {
             try tmp.open(migrations: Migration.embedded + [committing])
         }
         let store = try tmp.open(migrations: Migration.embedded + [committing], migrate: false)
-        #expect(try store.pendingMigrations() == DepotStore.knownMigrations + ["0002_commits"])
+        #expect(try store.pendingMigrations() == DepotStore.knownMigrations + [committing.name])
         #expect(try store.readStrings("SELECT name FROM sqlite_master WHERE name IN ('objects', 'c')") == [])
-        let rollingBack = Migration(name: "0002_rolls_back", sql: "CREATE TABLE r (x INTEGER);\nROLLBACK;\n")
+        let rollingBack = Migration(name: Self.later(1, "_rolls_back"), sql: "CREATE TABLE r (x INTEGER);\nROLLBACK;\n")
         #expect(throws: StoreError.self) { try tmp.open(migrations: Migration.embedded + [rollingBack]) }
-        #expect(try store.pendingMigrations() == DepotStore.knownMigrations + ["0002_commits"])
+        #expect(try store.pendingMigrations() == DepotStore.knownMigrations + [committing.name])
         // The guard only watches migration SQL: the commits after it go through.
         let fine = try tmp.open()
         #expect(try fine.appliedMigrations().map(\.name) == DepotStore.knownMigrations)
@@ -131,9 +137,9 @@ import Testing
 
     @Test func misnumberedMigrationListsAreRefused() throws {
         let tmp = try TemporaryDatabase()
-        let skipped = Migration(name: "0003_skipped", sql: "SELECT 1;")
+        let skipped = Migration(name: Self.later(2, "_skipped"), sql: "SELECT 1;")
         #expect(throws: StoreError.self) { try tmp.open(migrations: Migration.embedded + [skipped]) }
-        let unnamed = Migration(name: "0002_", sql: "SELECT 1;")
+        let unnamed = Migration(name: Self.later(1, "_"), sql: "SELECT 1;")
         #expect(throws: StoreError.self) { try tmp.open(migrations: Migration.embedded + [unnamed]) }
     }
 

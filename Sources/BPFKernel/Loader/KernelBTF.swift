@@ -6,29 +6,44 @@ import Synchronization
 /// loader looks up: FUNC (kfuncs, attach targets), VAR (typed ksyms), TYPEDEF (raw tracepoints).
 public final class KernelBTF: Sendable {
     public let btf: BTF
-    /// Names of FUNC/VAR/TYPEDEF types, built on the first lookup (a daemon loads many objects).
-    private let index = Mutex<[String: [UInt32]]?>(nil)
+    /// Name offset and kind of every type, side by side: a lookup scans these compact arrays
+    /// and compares name bytes in place (as libbpf's btf__find_by_name_kind does), instead of
+    /// hashing a String for each of the ~100k names up front.
+    private let nameOffsets: [UInt32]
+    private let kinds: [UInt8]
+    /// Lookups already answered (a daemon resolves the same kfuncs for many loads).
+    private let found = Mutex<[FindKey: UInt32?]>([:])
+
+    private struct FindKey: Hashable {
+        let name: String
+        let kind: UInt8
+    }
 
     public init(btf: BTF) {
         self.btf = btf
+        var offsets = [UInt32](repeating: 0, count: btf.types.count)
+        var tags = [UInt8](repeating: 0, count: btf.types.count)
+        btf.types.withUnsafeBufferPointer { types in
+            for i in types.indices {
+                offsets[i] = types[i].nameOffset
+                tags[i] = types[i].kind.tag.rawValue
+            }
+        }
+        nameOffsets = offsets
+        kinds = tags
     }
 
     public func find(_ name: String, kind: BTFKindTag) -> UInt32? {
-        let ids = index.withLock { idx -> [UInt32]? in
-            if idx == nil {
-                var built: [String: [UInt32]] = [:]
-                for (i, t) in btf.types.enumerated() where i > 0 {
-                    switch t.kind.tag {
-                    case .function, .variable, .typedef:
-                        built[btf.string(at: t.nameOffset), default: []].append(UInt32(i))
-                    default: continue
-                    }
-                }
-                idx = built
-            }
-            return idx?[name]
+        let key = FindKey(name: name, kind: kind.rawValue)
+        if let hit = found.withLock({ $0[key] }) { return hit }
+        let target = Array(name.utf8)
+        var result: UInt32?
+        for i in 1..<max(kinds.count, 1) where kinds[i] == kind.rawValue && btf.stringEquals(nameOffsets[i], target) {
+            result = UInt32(i)
+            break
         }
-        return ids?.first { btf.type($0)?.kind.tag == kind }
+        found.withLock { $0[key] = .some(result) }
+        return result
     }
 
     private static let cached = Mutex<Result<KernelBTF, LoaderError>?>(nil)

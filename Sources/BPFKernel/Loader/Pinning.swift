@@ -52,3 +52,67 @@ enum Pinning {
         rmdir(dir)
     }
 }
+
+/// The service's view of its pin root on bpffs: make sure it exists (mounting bpffs at
+/// /sys/fs/bpf when nothing is mounted there), list the load directories in it, and remove a
+/// load's pins whatever they are (for loads whose spec is unknown or that failed halfway).
+public enum PinRoot {
+    /// Creates `root` on bpffs. When `root` is under /sys/fs/bpf and no bpffs is mounted there
+    /// yet, mounts one first (as bpftool does for its pins). Returns whether it mounted.
+    @discardableResult
+    public static func prepare(_ root: String) throws(LoaderError) -> Bool {
+        var mounted = false
+        let standard = "/sys/fs/bpf"
+        if root == standard || root.hasPrefix(standard + "/"), cbpf_fs_type(standard) != Pinning.bpffsMagic {
+            if mount("bpf", standard, "bpf", 0, "mode=0700") != 0 {
+                throw .pin(path: standard, reason: "no bpffs mounted there and mounting one failed: errno \(errno) (\(String(cString: strerror(errno))))")
+            }
+            mounted = true
+        }
+        try Pinning.prepareDirectory(root)
+        return mounted
+    }
+
+    /// Names of the entries of `root` that are directories (load directories are named by id).
+    public static func directories(in root: String) -> [String] {
+        guard let dir = opendir(root) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            if entry.pointee.d_type == UInt8(DT_DIR) { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Unlinks every pin under `<dir>/maps` and `<dir>/progs` and removes the directories.
+    /// Kernel objects with no other reference go away with their last pin. Returns the number of
+    /// pins removed.
+    @discardableResult
+    public static func removeLoad(directory dir: String) -> Int {
+        var removed = 0
+        for sub in ["maps", "progs"] {
+            let path = dir + "/" + sub
+            guard let d = opendir(path) else { continue }
+            var names: [String] = []
+            while let entry = readdir(d) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(d)
+            for n in names where unlink(path + "/" + n) == 0 { removed += 1 }
+            rmdir(path)
+        }
+        rmdir(dir)
+        return removed
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+}

@@ -62,8 +62,17 @@ extension BTF {
 
     /// Natural alignment of a type (libbpf's `btf__align_of`), used for `.kconfig` layout.
     public func alignment(_ id: UInt32) throws(BTFError) -> UInt64 {
+        var known: [UInt32: UInt64] = [:]
+        return try alignment(id, depth: 0, known: &known)
+    }
+
+    /// `depth` counts every link followed, members included, so a struct that contains itself ends
+    /// in `typeLoop` instead of overflowing the stack; `known` holds each struct or union worked
+    /// out so far, so member types shared many times over (hostile BTF can nest 30 structs of two
+    /// members each) are walked once.
+    private func alignment(_ id: UInt32, depth: Int, known: inout [UInt32: UInt64]) throws(BTFError) -> UInt64 {
         var cur = id
-        for _ in 0..<BTF.maxResolveDepth {
+        for level in depth..<BTF.maxResolveDepth {
             guard let t = type(cur) else { throw .badType(id: id, reason: "no alignment for [\(cur)]") }
             switch t.kind {
             case .int(let s, _, _, _), .enumeration(let s, _, _), .enum64(let s, _, _), .float(let s):
@@ -73,8 +82,10 @@ extension BTF {
                 cur = x
             case .array(let e, _, _): cur = e
             case .structure(_, let ms, _), .union(_, let ms, _):
+                if let a = known[cur] { return a }
                 var a: UInt64 = 1
-                for m in ms { a = max(a, try alignment(m.type)) }
+                for m in ms { a = max(a, try alignment(m.type, depth: level + 1, known: &known)) }
+                known[cur] = a
                 return a
             default:
                 throw .badType(id: id, reason: "a \(t.kind.tag) has no alignment")

@@ -52,7 +52,9 @@ struct ELFFile: Sendable {
     let symbolTableIndex: Int
 
     /// A data section larger than this is refused instead of being allocated. The kernel caps an
-    /// ARRAY map's value at KMALLOC_MAX_SIZE (a few MiB), so no loadable .bss comes near it.
+    /// ARRAY map's value at KMALLOC_MAX_SIZE (a few MiB), so no loadable .bss comes near it. It
+    /// bounds all NOBITS sections together, as each becomes a zeroed image: forty 60 MiB `.bss`
+    /// headers cost 2.5 KB of file.
     static let maxNobitsSize: UInt64 = 64 << 20
 
     init(bytes: [UInt8]) throws(ObjectError) {
@@ -109,6 +111,7 @@ struct ELFFile: Sendable {
         sections.reserveCapacity(sectionCount)
         sections.append(ELFSection(index: 0, name: "", type: 0, flags: 0, size: 0, link: 0, info: 0, entrySize: 0, data: []))
         var symtab: (index: Int, link: Int, entsize: UInt64)?
+        var nobitsTotal: UInt64 = 0
         var scn = elf_nextscn(elf, nil)
         while let s = scn {
             let index = elf_ndxscn(s)
@@ -122,9 +125,10 @@ struct ELFFile: Sendable {
             let name = String(cString: namePtr)
             var data: [UInt8] = []
             if shdr.sh_type == UInt32(SHT_NOBITS) {
-                if shdr.sh_size > maxNobitsSize {
-                    throw .sectionTooLarge(section: name, size: shdr.sh_size, limit: maxNobitsSize)
+                if shdr.sh_size > maxNobitsSize - nobitsTotal {
+                    throw .sectionTooLarge(section: name, size: shdr.sh_size, limit: maxNobitsSize - nobitsTotal)
                 }
+                nobitsTotal += shdr.sh_size
             } else if shdr.sh_type != UInt32(SHT_NULL) {
                 // A section's bytes must lie inside the file; libelf checks this too, but the check
                 // here gives a message that names the section.

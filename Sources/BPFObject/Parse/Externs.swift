@@ -70,8 +70,11 @@ extension ObjectParser {
         var kconfigSize: UInt64 = 0
         for i in found.indices where found[i].spec.isKconfig {
             let off = (kconfigSize + found[i].kcfgAlign - 1) / found[i].kcfgAlign * found[i].kcfgAlign
-            guard off + found[i].kcfgSize <= UInt64(UInt32.max) else {
-                throw .externSymbol(name: found[i].spec.name, reason: ".kconfig area grows past 4 GiB")
+            // The area becomes a zeroed image, so it is held to the limit on data sections (one
+            // `char CONFIG_X[0xfffffff0]` would otherwise allocate 4 GiB).
+            guard off + found[i].kcfgSize <= ELFFile.maxNobitsSize else {
+                throw .externSymbol(name: found[i].spec.name,
+                                    reason: ".kconfig area grows past \(ELFFile.maxNobitsSize) bytes")
             }
             found[i].spec.kind = .kconfig(offset: UInt32(off), size: UInt32(found[i].kcfgSize))
             kconfigSize = off + found[i].kcfgSize

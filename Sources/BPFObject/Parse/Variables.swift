@@ -8,6 +8,7 @@ extension ObjectParser {
         for ds in dataSections {
             guard let secID = btf.find(named: ds.name, kind: .dataSection),
                   case .dataSection(_, let vars)? = btf.type(secID)?.kind else { continue }
+            var previous: (name: String, end: UInt64)?
             for v in vars {
                 guard let t = btf.type(v.type), case .variable(let typeID, let linkage) = t.kind else { continue }
                 // The kernel refuses a DATASEC whose variables leave the section; refuse it here so
@@ -15,6 +16,13 @@ extension ObjectParser {
                 guard UInt64(v.offset) + UInt64(v.size) <= UInt64(ds.image.count) else {
                     throw .datasecFixup(datasec: ds.name, reason: "variable '\(btf.string(at: t.nameOffset))' [\(v.offset), +\(v.size)) lies outside the section's \(ds.image.count) bytes")
                 }
+                // It refuses overlapping variables too (sorted by offset, as they are by now). Here
+                // they would multiply the work of showing the section: thousands of entries, each
+                // covering all of a 64 MiB .bss.
+                if v.size > 0, let previous, UInt64(v.offset) < previous.end {
+                    throw .datasecFixup(datasec: ds.name, reason: "variable '\(btf.string(at: t.nameOffset))' at \(v.offset) overlaps '\(previous.name)', which ends at \(previous.end)")
+                }
+                if v.size > 0 { previous = (btf.string(at: t.nameOffset), UInt64(v.offset) + UInt64(v.size)) }
                 out.append(VariableSpec(
                     name: btf.string(at: t.nameOffset), section: ds.name, offset: v.offset, size: v.size,
                     btfTypeID: typeID, typeName: btf.typeName(typeID),

@@ -1,5 +1,5 @@
 /// Renders bytes as a typed value through BTF: integers with their sign, bools, enums by name,
-/// `char[N]` as strings, arrays, structs and unions as objects, bitfields, floats.
+/// NUL-padded `char[N]` as strings, arrays, structs and unions as objects, bitfields, floats.
 public struct BTFValueDecoder: Sendable {
     public let btf: BTF
 
@@ -9,22 +9,40 @@ public struct BTFValueDecoder: Sendable {
         case outOfBounds(typeName: String, needed: Int, available: Int)
         case unsupported(typeName: String)
         case tooDeep
+        /// Rendering would take more than `limit` JSON values (see `maxValues`).
+        case tooLarge(typeName: String, limit: Int)
 
         public var description: String {
             switch self {
             case .outOfBounds(let t, let n, let a): return "a \(t) needs \(n) bytes, \(a) available"
             case .unsupported(let t): return "cannot render a value of type \(t)"
             case .tooDeep: return "type nesting too deep"
+            case .tooLarge(let t, let limit): return "a \(t) has more than \(limit) values to render"
             }
         }
     }
 
+    /// At most this many JSON values (numbers, strings, and each array and object) per decoded
+    /// value, and at most 8 per byte decoded plus 256. Overlapping members (unions, or hostile BTF
+    /// whose struct members all sit at offset 0) make the rendered tree grow faster than the bytes,
+    /// up to 2^32 values from 8 bytes; 8 per byte is already the densest C layout without unions
+    /// (one-bit bitfields).
+    public static let maxValues = 1 << 20
+
     public func decode(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>) throws(DecodeError) -> JSONValue {
-        try value(typeID, bytes, depth: 0)
+        var budget = min(BTFValueDecoder.maxValues, min(bytes.count, BTFValueDecoder.maxValues) * 8 + 256)
+        let limit = budget
+        do {
+            return try value(typeID, bytes, depth: 0, budget: &budget)
+        } catch .tooLarge(_, _) {
+            throw .tooLarge(typeName: btf.typeName(typeID), limit: limit)
+        }
     }
 
-    private func value(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, depth: Int) throws(DecodeError) -> JSONValue {
+    private func value(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, depth: Int, budget: inout Int) throws(DecodeError) -> JSONValue {
         guard depth < BTF.maxResolveDepth else { throw .tooDeep }
+        budget -= 1
+        guard budget >= 0 else { throw .tooLarge(typeName: "", limit: 0) }
         guard let resolved = try? btf.skipModifiersAndTypedefs(typeID), let t = btf.type(resolved) else {
             throw .unsupported(typeName: btf.typeName(typeID))
         }
@@ -57,9 +75,14 @@ public struct BTFValueDecoder: Sendable {
             if sz == 8 { return .double(Double(bitPattern: loadUnsigned(b, 8))) }
             return .string("0x" + b.reversed().map { hex2($0) }.joined())
         case .array(let elem, _, let count):
+            // A string only when it says every byte: text, a NUL, then only NULs (what the encoder
+            // writes for a string). Anything after the NUL, or no NUL at all, shows as numbers, so
+            // writing back what was read never changes the bytes.
             if isCharType(elem) {
                 let text = b.prefix { $0 != 0 }
-                if let s = String(validating: text, as: UTF8.self), s.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }) {
+                if text.count < b.count, b[text.endIndex...].allSatisfy({ $0 == 0 }),
+                   let s = String(validating: text, as: UTF8.self),
+                   s.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }) {
                     return .string(s)
                 }
             }
@@ -68,11 +91,13 @@ public struct BTFValueDecoder: Sendable {
             guard Int(count) <= b.count / elemSize else {
                 throw .outOfBounds(typeName: btf.typeName(typeID), needed: Int(count) * elemSize, available: b.count)
             }
+            // Checked before reserving room for them.
+            guard Int(count) <= budget else { throw .tooLarge(typeName: "", limit: 0) }
             var items: [JSONValue] = []
             items.reserveCapacity(Int(count))
             for i in 0..<Int(count) {
                 let start = b.startIndex + i * elemSize
-                items.append(try value(elem, b[start..<(start + elemSize)], depth: depth + 1))
+                items.append(try value(elem, b[start..<(start + elemSize)], depth: depth + 1, budget: &budget))
             }
             return .array(items)
         case .structure(_, let members, let kf), .union(_, let members, let kf):
@@ -83,13 +108,15 @@ public struct BTFValueDecoder: Sendable {
                 let name = btf.string(at: m.nameOffset)
                 let v: JSONValue
                 if bitSize > 0 || bitOffset % 8 != 0 {
+                    budget -= 1
+                    guard budget >= 0 else { throw .tooLarge(typeName: "", limit: 0) }
                     v = try bitfield(m.type, b, bitOffset: bitOffset, bitSize: bitSize)
                 } else {
                     let start = b.startIndex + bitOffset / 8
                     guard start <= b.endIndex else {
                         throw .outOfBounds(typeName: btf.typeName(typeID), needed: bitOffset / 8, available: b.count)
                     }
-                    v = try value(m.type, b[start...], depth: depth + 1)
+                    v = try value(m.type, b[start...], depth: depth + 1, budget: &budget)
                 }
                 if name.isEmpty, case .object(let inner) = v {
                     out.append(contentsOf: inner)  // anonymous struct/union members read as the parent's

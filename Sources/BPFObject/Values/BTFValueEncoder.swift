@@ -53,6 +53,9 @@ public struct BTFValueEncoder: Sendable {
             case outOfBounds(offset: Int, needed: Int, available: Int)
             case unsupported
             case tooDeep
+            /// A struct or union with more than `limit` members, counting those of its anonymous
+            /// members (see `maxMembers`).
+            case tooManyMembers(limit: Int)
         }
 
         /// Variable and member path, e.g. `cfg.limits[2].max` ("" when the caller gave none).
@@ -95,6 +98,8 @@ public struct BTFValueEncoder: Sendable {
                 return "cannot write a value of type \(typeName)"
             case .tooDeep:
                 return "type nesting too deep at \(typeName)"
+            case .tooManyMembers(let limit):
+                return "\(typeName) has more than \(limit) members (anonymous members included)"
             }
         }
 
@@ -169,7 +174,8 @@ public struct BTFValueEncoder: Sendable {
         case .structure(_, _, _), .union(_, _, _):
             guard case .object(let pairs) = v else { throw fail(.typeMismatch(expected: "an object")) }
             var entries: [Member] = []
-            try flatten(resolved, base: offset, end: offset + size, into: &entries, depth: depth, fail)
+            var seen = 0
+            try flatten(resolved, base: offset, end: offset + size, into: &entries, seen: &seen, depth: depth, fail)
             // Name -> indexes not yet written (unnamed padding bitfields share the name "").
             var unused: [String: ArraySlice<Int>] = [:]
             for (k, e) in entries.enumerated() { unused[e.name, default: []].append(k) }
@@ -220,6 +226,12 @@ public struct BTFValueEncoder: Sendable {
 
     // MARK: - struct members
 
+    /// The most members a struct or union may have, counting those of its anonymous members and
+    /// the anonymous members themselves (BTF allows 65,535 per struct). Hostile BTF can nest 30
+    /// anonymous structs of two members each, all at offset 0, for 2^30 members from a few
+    /// hundred bytes.
+    public static let maxMembers = 1 << 16
+
     /// A member as the decoder shows it: anonymous struct/union members replaced by theirs.
     private struct Member {
         var name: String
@@ -232,8 +244,9 @@ public struct BTFValueEncoder: Sendable {
         var bitSize: Int
     }
 
-    private func flatten(_ aggregate: UInt32, base: Int, end: Int, into entries: inout [Member], depth: Int,
-                         _ fail: (EncodeError.Reason) -> EncodeError) throws(EncodeError) {
+    /// `seen` counts the members looked at, anonymous ones included, against `maxMembers`.
+    private func flatten(_ aggregate: UInt32, base: Int, end: Int, into entries: inout [Member], seen: inout Int,
+                         depth: Int, _ fail: (EncodeError.Reason) -> EncodeError) throws(EncodeError) {
         guard depth < BTF.maxResolveDepth else { throw fail(.tooDeep) }
         let members: [BTFMember], kf: Bool
         switch btf.type(aggregate)?.kind {
@@ -241,6 +254,8 @@ public struct BTFValueEncoder: Sendable {
         default: return
         }
         for m in members {
+            seen += 1
+            guard seen <= BTFValueEncoder.maxMembers else { throw fail(.tooManyMembers(limit: BTFValueEncoder.maxMembers)) }
             let bitOffset = Int(kf ? m.offset & 0xff_ffff : m.offset)
             let bitSize = Int(kf ? m.offset >> 24 : 0)
             let name = btf.string(at: m.nameOffset)
@@ -248,7 +263,8 @@ public struct BTFValueEncoder: Sendable {
                 switch btf.type(r)?.kind {
                 case .structure(let sz, _, _)?, .union(let sz, _, _)?:
                     let innerBase = base + bitOffset / 8
-                    try flatten(r, base: innerBase, end: min(end, innerBase + Int(sz)), into: &entries, depth: depth + 1, fail)
+                    try flatten(r, base: innerBase, end: min(end, innerBase + Int(sz)), into: &entries, seen: &seen,
+                                depth: depth + 1, fail)
                     continue
                 default: break
                 }

@@ -18,6 +18,8 @@ struct MHD_Daemon *cmhd_start_daemon(unsigned int flags,
                                      void *(*uri_logger)(void *cls, const char *uri,
                                                          struct MHD_Connection *connection),
                                      void *uri_logger_cls,
+                                     MHD_NotifyConnectionCallback notify_connection,
+                                     void *notify_connection_cls,
                                      const struct MHD_OptionItem *options);
 
 // MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT); 0 when unavailable.
@@ -25,5 +27,8 @@ uint16_t cmhd_daemon_bind_port(struct MHD_Daemon *daemon);
 
 // MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS); NULL when unavailable.
 const struct sockaddr *cmhd_connection_client_address(struct MHD_Connection *connection);
+
+// MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD); -1 when unavailable.
+int cmhd_connection_fd(struct MHD_Connection *connection);
 
 #endif

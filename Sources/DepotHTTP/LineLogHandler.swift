@@ -1,0 +1,239 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// A swift-log handler that writes each event as one line to a file descriptor (stderr by
+/// default): a JSON object (`--log-format json`, for log shippers) or `key=value` text.
+///
+/// A line is one `write(2)` and no lock is taken: lines from MHD's threads and the workers do not
+/// wait for each other (a pipe keeps writes up to PIPE_BUF whole; longer lines may interleave).
+///
+///     {"timestamp":"2025-11-25T09:14:03.512Z","level":"info","label":"bpfdepot.http",
+///      "message":"GET /v1/loads/7/variables 200","metadata":{"request_id":"…","status":200,…}}
+public struct LineLogHandler: LogHandler {
+    public enum Format: String, Sendable, CaseIterable {
+        case json, text
+    }
+
+    public let label: String
+    public let format: Format
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let fd: Int32
+
+    public init(label: String, format: Format, level: Logger.Level = .info, fileDescriptor: Int32 = 2,
+                metadataProvider: Logger.MetadataProvider? = nil) {
+        self.label = label
+        self.format = format
+        self.logLevel = level
+        self.fd = fileDescriptor
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        // Most events come with no handler metadata or provider: use theirs as it is.
+        var all = event.metadata ?? [:]
+        if !metadata.isEmpty || metadataProvider != nil {
+            var merged = metadata
+            if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+            merged.merge(all) { _, new in new }
+            all = merged
+        }
+        if let error = event.error { all["error"] = .string("\(error)") }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        Self.render(into: &line, format: format, timestamp: nil, level: event.level, label: label,
+                    message: event.message.description, metadata: all)
+        line.append(0x0a)
+        line.withUnsafeBytes { buf in
+            guard var p = buf.baseAddress else { return }
+            var left = buf.count
+            while left > 0 {
+                let n = Glibc.write(fd, p, left)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return }
+                p += n
+                left -= n
+            }
+        }
+    }
+
+    /// One line, without its newline (`timestamp` as given).
+    public static func render(format: Format, timestamp: String, level: Logger.Level, label: String, message: String,
+                              metadata: Logger.Metadata) -> String {
+        var out: [UInt8] = []
+        render(into: &out, format: format, timestamp: timestamp, level: level, label: label, message: message, metadata: metadata)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the line as bytes: no intermediate strings or JSON trees (an access line per
+    /// request is on the hot path). A nil `timestamp` is now.
+    static func render(into out: inout [UInt8], format: Format, timestamp: String?, level: Logger.Level, label: String,
+                       message: String, metadata: Logger.Metadata) {
+        let keys = metadata.keys.sorted()
+        switch format {
+        case .json:
+            out.append(contentsOf: #"{"timestamp":""#.utf8)
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(contentsOf: #"","level":""#.utf8)
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(contentsOf: #"","label":"#.utf8)
+            appendJSONString(label, &out)
+            out.append(contentsOf: #","message":"#.utf8)
+            appendJSONString(message, &out)
+            if !metadata.isEmpty {
+                out.append(contentsOf: #","metadata":{"#.utf8)
+                for (i, k) in keys.enumerated() {
+                    guard let v = metadata[k] else { continue }
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    appendJSONString(k, &out)
+                    out.append(UInt8(ascii: ":"))
+                    appendJSON(v, &out)
+                }
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "}"))
+        case .text:
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: label.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: message.utf8)
+            for k in keys {
+                guard let v = metadata[k] else { continue }
+                out.append(UInt8(ascii: " "))
+                out.append(contentsOf: k.utf8)
+                out.append(UInt8(ascii: "="))
+                appendText(v, &out)
+            }
+        }
+    }
+
+    static func appendJSON(_ value: Logger.Metadata.Value, _ out: inout [UInt8]) {
+        switch value {
+        case .string(let s):
+            appendJSONString(s, &out)
+        case .stringConvertible(let c):
+            // Numbers and bools go out as themselves, anything else as its text.
+            let d = c.description
+            if isJSONLiteral(d) { out.append(contentsOf: d.utf8) } else { appendJSONString(d, &out) }
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendJSON(item, &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .dictionary(let d):
+            out.append(UInt8(ascii: "{"))
+            for (i, k) in d.keys.sorted().enumerated() {
+                guard let v = d[k] else { continue }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendJSONString(k, &out)
+                out.append(UInt8(ascii: ":"))
+                appendJSON(v, &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Bare when it is one plain word, JSON-quoted otherwise, so a line splits unambiguously.
+    static func appendText(_ value: Logger.Metadata.Value, _ out: inout [UInt8]) {
+        let s: String
+        switch value {
+        case .string(let v): s = v
+        case .stringConvertible(let c): s = c.description
+        case .array, .dictionary:
+            appendJSON(value, &out)
+            return
+        }
+        let plain = !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }
+        if plain { out.append(contentsOf: s.utf8) } else { appendJSONString(s, &out) }
+    }
+
+    /// `-12`, `0.035`, `1e3`, `true`, `false`: text JSON reads as a number or bool.
+    static func isJSONLiteral(_ s: String) -> Bool {
+        if s == "true" || s == "false" { return true }
+        var digits = 0, seenDot = false, seenExp = false, previous: UInt8 = 0
+        for (i, b) in s.utf8.enumerated() {
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
+            case UInt8(ascii: "-") where i == 0 || previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E"): break
+            case UInt8(ascii: "+") where previous == UInt8(ascii: "e") || previous == UInt8(ascii: "E"): break
+            case UInt8(ascii: ".") where !seenDot && !seenExp && digits > 0: seenDot = true
+            case UInt8(ascii: "e"), UInt8(ascii: "E"):
+                guard !seenExp, digits > 0 else { return false }
+                seenExp = true
+            default: return false
+            }
+            previous = b
+        }
+        return digits > 0 && previous >= UInt8(ascii: "0") && previous <= UInt8(ascii: "9")
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func appendJSONString(_ s: String, _ out: inout [UInt8]) {
+        let backslash = UInt8(ascii: "\\")
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""), backslash:
+                out.append(backslash)
+                out.append(b)
+            case 0x0a:
+                out.append(backslash)
+                out.append(UInt8(ascii: "n"))
+            case 0x0d:
+                out.append(backslash)
+                out.append(UInt8(ascii: "r"))
+            case 0x09:
+                out.append(backslash)
+                out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(backslash)
+                out.append(contentsOf: "u00".utf8)
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 0xf)])
+            default:
+                out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// UTC, milliseconds: `2025-11-25T09:14:03.512Z`.
+    static func appendNow(_ out: inout [UInt8]) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        func digits(_ v: Int, _ width: Int) {
+            var d = 1
+            for _ in 1..<width { d *= 10 }
+            var v = v
+            while d > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (v / d) % 10))
+                v %= d
+                d /= 10
+            }
+        }
+        digits(Int(tm.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(Int(tm.tm_mday), 2); out.append(UInt8(ascii: "T"))
+        digits(Int(tm.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
+        digits(ts.tv_nsec / 1_000_000, 3); out.append(UInt8(ascii: "Z"))
+    }
+}

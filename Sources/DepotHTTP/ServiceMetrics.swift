@@ -1,0 +1,108 @@
+import DepotCore
+import Prometheus
+import Synchronization
+
+/// The service's Prometheus registry and what writes into it: request counters and latency
+/// histograms (recorded by the dispatcher), the swift-metrics factory the depot records through,
+/// and the gauges `GET /metrics` sets when scraped.
+///
+/// Each server (each test) gets its own; `MetricsSystem.bootstrap` is left to the executable, once.
+public final class ServiceMetrics: Sendable {
+    public static let requestsLabel = "bpfdepot_http_requests_total"
+    public static let requestDurationLabel = "bpfdepot_http_request_duration_seconds"
+    public static let objectsStoredLabel = "bpfdepot_objects_stored"
+    public static let loadsActiveLabel = "bpfdepot_loads_active"
+    public static let variableLabel = "bpfdepot_variable"
+    /// `Content-Type` of the text exposition format.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    /// From a live-variable read answered on MHD's thread (tens of microseconds) to a big
+    /// object's verifier run (seconds).
+    public static let requestDurationBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+    /// The route label of requests that match no route (so a scanner cannot grow the label set).
+    public static let unmatchedRoute = "unmatched"
+
+    public let registry: PrometheusCollectorRegistry
+    /// A swift-metrics factory writing into `registry`, with this service's histogram buckets.
+    public let factory: PrometheusMetricsFactory
+
+    private struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private struct RequestHandles {
+        let count: Counter
+        let duration: DurationHistogram
+    }
+
+    /// Handles by (route, method, status), made on first use: later requests only hash the key.
+    private let handles = Mutex<[RequestKey: RequestHandles]>([:])
+    private let objectsStored: Gauge
+    private let loadsActive: Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[DepotMetrics.loadDurationLabel] = DepotMetrics.loadDurationBuckets
+        self.factory = factory
+        objectsStored = registry.makeGauge(descriptor: Self.descriptor(Self.objectsStoredLabel, "Objects in the database."))
+        loadsActive = registry.makeGauge(descriptor: Self.descriptor(Self.loadsActiveLabel, "Loads this process holds in the kernel."))
+    }
+
+    /// Methods outside this set are counted as `OTHER`: the method token is the client's choice.
+    private static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    /// Counts one answered request. The lock covers a dictionary lookup only.
+    func recordRequest(route: String, method: HTTPMethod, status: Int, nanoseconds: Int64) {
+        let key = RequestKey(route: route, method: Self.knownMethods.contains(method.rawValue) ? method.rawValue : "OTHER",
+                             status: status)
+        let h = handles.withLock { cache in
+            if let h = cache[key] { return h }
+            let labels = [("route", key.route), ("method", key.method), ("status", String(key.status))]
+            let h = RequestHandles(
+                count: registry.makeCounter(
+                    descriptor: Self.descriptor(Self.requestsLabel, "HTTP requests answered, by route template, method and status."),
+                    labels: labels),
+                duration: registry.makeDurationHistogram(
+                    descriptor: Self.descriptor(Self.requestDurationLabel, "Time from a request's first line to its response being queued."),
+                    labels: labels, buckets: Self.requestDurationBuckets))
+            cache[key] = h
+            return h
+        }
+        h.count.increment()
+        h.duration.record(.nanoseconds(nanoseconds))
+    }
+
+    /// A whole metric name (swift-prometheus would join namespace, name and unit with `_`).
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// The text exposition of everything: the registry, with the depot's gauges set from
+    /// `snapshot`, then the exported variables.
+    func exposition(_ snapshot: DepotMetricsSnapshot) -> [UInt8] {
+        if let n = snapshot.objectsStored { objectsStored.set(to: Double(n)) }
+        loadsActive.set(to: Double(snapshot.loadsActive))
+        var out: [UInt8] = []
+        out.reserveCapacity(16 << 10)
+        registry.emit(into: &out)
+        // swift-prometheus has no scrape-time collectors, so the exported variables go through a
+        // registry of their own, made for this scrape: a series disappears with its load or
+        // export list instead of lingering in the long-lived registry.
+        if !snapshot.variables.isEmpty {
+            let variables = PrometheusCollectorRegistry()
+            let help = Self.descriptor(Self.variableLabel, "Live value of a numeric field of an exported BPF variable, read at scrape time.")
+            for s in snapshot.variables {
+                variables.makeGauge(descriptor: help, labels: [("load", String(s.loadID)), ("name", s.name)]).set(to: s.value)
+            }
+            variables.emit(into: &out)
+        }
+        return out
+    }
+}
