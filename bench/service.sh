@@ -103,7 +103,7 @@ stop_pid() { # PID: SIGTERM, then wait until it is gone (it is not our child)
 # "VMRSS_KIB<TAB>RSSANON_KIB": all resident pages, and the anonymous ones (heap, stacks; the rest
 # are pages of the executable and shared libraries).
 rss_kib() { awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%s\t%s", r, a }' "/proc/$1/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }  # user and system clock ticks
 
 # start_bare BODY ETAG [STATUS]: sets bare_pid and bare_port.
 start_bare() {
@@ -116,7 +116,7 @@ start_bare() {
 }
 
 # wrk_run CASE IMPL PID URL [HEADER]: one wrk run; appends
-# "wrk CASE IMPL REQ_PER_S P50_US P99_US CPU_US_PER_REQ NON2XX".
+# "wrk CASE IMPL REQ_PER_S P50_US P99_US CPU_US_PER_REQ NON2XX USER_US_PER_REQ SYS_US_PER_REQ".
 wrk_run() {
     t0=$(cpu_ticks "$3")
     if [ -n "${5:-}" ]; then
@@ -125,7 +125,7 @@ wrk_run() {
         out=$(wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency "$4")
     fi
     t1=$(cpu_ticks "$3")
-    echo "$out" | awk -v c="$1" -v impl="$2" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+    echo "$out" | awk -v c="$1" -v impl="$2" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
         function us(v) {
             if (v ~ /us$/) return v + 0
             if (v ~ /ms$/) return (v + 0) * 1000
@@ -137,7 +137,11 @@ wrk_run() {
         /requests in/ { n = $1 }
         /Non-2xx/ { bad = $NF }
         /^Requests\/sec:/ { rps = $2 }
-        END { printf "wrk\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\n", c, impl, rps, p50, p99, n ? ticks * 1e6 / hz / n : 0, bad + 0 }' >>"$tsv"
+        END {
+            split(t0, a, " "); split(t1, b, " ")
+            u = n ? (b[1] - a[1]) * 1e6 / hz / n : 0; s = n ? (b[2] - a[2]) * 1e6 / hz / n : 0
+            printf "wrk\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%.2f\t%.2f\n", c, impl, rps, p50, p99, u + s, bad + 0, u, s
+        }' >>"$tsv"
 }
 
 # probe_run CASE IMPL PORT PATH STATUS [HEADER]: one connection, PROBE_COUNT requests; appends

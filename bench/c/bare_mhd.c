@@ -91,13 +91,14 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    // HTTPServer.swift: the same flags; THREAD_POOL_SIZE, CONNECTION_LIMIT (1024) and
-    // CONNECTION_TIMEOUT (60 s) as HTTPServerConfiguration's defaults; bound to 127.0.0.1.
+    // HTTPServer.swift: the same flags; THREAD_POOL_SIZE, CONNECTION_LIMIT and CONNECTION_TIMEOUT
+    // as bpfdepot serve's defaults (MHD's limit is ConnectionGuard.hardLimit(forSoft: 1024) =
+    // 1024 + 128; 60 s); bound to 127.0.0.1.
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+        handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(1024 + 128),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_END);
     if (!daemon) { perror("bare_mhd: MHD_start_daemon"); return 1; }

@@ -3,7 +3,7 @@
 /// `MEASURE OURS LIMIT RATIO GOAL MET`), which `report` reads back.
 ///
 /// service.tsv lines (several rounds of the same measurement are summarised by their median):
-///   wrk CASE IMPL REQ_PER_S P50_US P99_US CPU_US_PER_REQUEST NON_2XX_3XX
+///   wrk CASE IMPL REQ_PER_S P50_US P99_US CPU_US_PER_REQUEST NON_2XX_3XX USER_US SYS_US
 ///   probe CASE IMPL N P50_US P90_US P99_US MIN_US MAX_US
 ///   callgrind CASE IMPL IR_PER_REQUEST CALLBACK_IR_PER_REQUEST
 ///   raw-store OP N P50_US P90_US P99_US MIN_US MAX_US      (OP: sha, insert, total)
@@ -70,6 +70,14 @@ struct ServiceReport {
 
     func met(_ ok: Bool?) -> String { ok.map { $0 ? "yes" : "**no**" } ?? "—" }
 
+    /// "34.0 µs (20.5 + 13.5)": server CPU time per request, and its user and system parts.
+    func cpu(_ c: String, _ impl: String) -> String {
+        guard let total = median("wrk", c, impl, col: 6) else { return "—" }
+        var s = fmt(total, 1) + " µs"
+        if let u = median("wrk", c, impl, col: 8), let k = median("wrk", c, impl, col: 9) { s += " (" + fmt(u, 1) + " + " + fmt(k, 1) + ")" }
+        return s
+    }
+
     /// The median over rounds of ours / bare, each round's pair measured back to back.
     func pairedRatio(_ c: String, col: Int) -> Double? {
         let ours = lines("wrk", c, "ours").compactMap { Double($0[col]) }
@@ -108,11 +116,11 @@ struct ServiceReport {
                     count(median("wrk", c, "ours", col: 3)), count(median("wrk", c, "bare", col: 3)), ratio(pairedRatio(c, col: 3), 1),
                     us(median("wrk", c, "ours", col: 4)), us(median("wrk", c, "bare", col: 4)),
                     us(median("wrk", c, "ours", col: 5)), us(median("wrk", c, "bare", col: 5)),
-                    fmt(median("wrk", c, "ours", col: 6) ?? 0, 1) + " µs", fmt(median("wrk", c, "bare", col: 6) ?? 0, 1) + " µs",
+                    cpu(c, "ours"), cpu(c, "bare"),
                 ])
             }
             out += table(["request", "ours req/s", "bare req/s", "ours / bare", "ours p50", "bare p50", "ours p99", "bare p99",
-                          "ours CPU/req", "bare CPU/req"], t)
+                          "ours CPU/req (user + sys)", "bare CPU/req (user + sys)"], t)
             let bad = lines("wrk").compactMap { $0.count > 7 ? Int($0[7]) : nil }.reduce(0, +)
             if bad > 0 { out += "\nwrk counted \(bad) responses with a status ≥ 400: these runs are not valid.\n" }
         }
@@ -235,6 +243,11 @@ struct ServiceReport {
             let p99 = median("wrk", "single", "ours", col: 5)
             add("HTTP: one live arena variable, p99 (wrk, 64 conn.)", us(p99), us(median("wrk", "single", "bare", col: 5)) + " (bare MHD)",
                 ratio(p99, median("wrk", "single", "bare", col: 5)), "< 1 ms", p99.map { $0 < 1000 })
+        }
+        if !lines("wrk", "single").isEmpty {
+            add("HTTP: one live arena variable, server CPU per request (user + sys, wrk)", cpu("single", "ours"),
+                cpu("single", "bare") + " (bare MHD)", ratio(median("wrk", "single", "ours", col: 6), median("wrk", "single", "bare", col: 6)),
+                "—", nil)
         }
         if !lines("probe", "single").isEmpty {
             let p99 = median("probe", "single", "ours", col: 6)
