@@ -4,7 +4,7 @@
 # start-up, RSS), then the loader (bench/run.sh: parse and open+load vs libbpf). Writes
 # bench/RESULTS.md (summary of ratios and goals first) and prints the summary table.
 #
-#   sh bench/run-all.sh                     # everything: about 25 minutes on 2 cores, needs root
+#   sh bench/run-all.sh                     # everything: 10-15 minutes on 2 cores, needs root
 #   QUICK=1 sh bench/run-all.sh             # shorter runs (a few minutes; noisier)
 #   SKIP_LOADER=1 sh bench/run-all.sh       # service only; SKIP_SERVICE=1: loader only
 #

@@ -88,10 +88,11 @@ compile "$bench/fixtures/seeded.bpf.c" "$fx/seeded.o"
 # --- helpers ----------------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_serve DB PORT: starts `bpfdepot serve` through http_probe (which clocks exec → first 200
-# on /healthz); sets serve_pid and serve_ms.
+# start_serve DB PORT [ARG...]: starts `bpfdepot serve` through http_probe (which clocks exec →
+# first 200 on /healthz); sets serve_pid and serve_ms.
 start_serve() {
-    line=$(PROBE_LOG=$work/serve.log "$probe" startup "$2" 30000 "$bpfdepot" serve --db "$1" --listen "127.0.0.1:$2")
+    sdb=$1; sport=$2; shift 2
+    line=$(PROBE_LOG=$work/serve.log "$probe" startup "$sport" 30000 "$bpfdepot" serve --db "$sdb" --listen "127.0.0.1:$sport" "$@")
     serve_ms=$(echo "$line" | awk '{ print $2 }')
     serve_pid=$(echo "$line" | awk '{ print $4 }')
 }
@@ -159,17 +160,19 @@ probe_run() {
 # loads), 100 warm-up requests, then CALLGRIND_REQUESTS requests on one connection between
 # zeroing and dumping the counters. Appends
 # "callgrind CASE IMPL TOTAL_IR_PER_REQUEST HANDLER_IR_PER_REQUEST".
-callgrind_serve() { # CASE PATH STATUS [HEADER]
+callgrind_serve() { # CASE IMPL PATH STATUS HEADER [SERVE_ARG...]
+    c=$1; impl=$2; cpath=$3; cstatus=$4; chdr=$5; shift 5
     port=$(free_port)
-    f=$work/callgrind.out.serve.$1
+    f=$work/callgrind.out.$impl.$c
     valgrind --tool=callgrind --callgrind-out-file="$f" "$bpfdepot" serve --db "$work/cg.sqlite" \
-        --listen "127.0.0.1:$port" >"$f.log" 2>&1 &
+        --listen "127.0.0.1:$port" "$@" >"$f.log" 2>&1 &
     vg=$!
     i=0
     until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || [ $i -ge 240 ]; do sleep 0.5; i=$((i + 1)); done
     cg_load "$port"
-    callgrind_measure "$1" serve "$vg" "$port" "$2" "$3" "${4:-}"
+    callgrind_measure "$c" "$impl" "$vg" "$port" "$cpath" "$cstatus" "$chdr"
     stop_pid "$vg"
+    rm -f "$work"/cg.sqlite*
 }
 callgrind_bare() { # CASE BODY ETAG STATUS PATH [HEADER]
     port=$(free_port)
@@ -238,6 +241,13 @@ if [ -z "${SKIP_HTTP:-}" ]; then
     curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $batch_etag" "$(u "$port")$batch" | grep -q 304 ||
         { log "If-None-Match with $batch_etag did not give 304"; exit 1; }
 
+    # The same server without its access log (one line per request at the default level info).
+    quiet_port=$(free_port)
+    start_serve "$work/quiet.sqlite" "$quiet_port" --log-level notice
+    quiet_pid=$serve_pid
+    quiet_load=$(load_object "$quiet_port" "$(upload "$quiet_port" "$fx/service_arena.o" service_arena)")
+    quiet_single=/v1/loads/$quiet_load/variables/svc_counter
+
     start_bare "$work/single.body" "$single_etag"; bare_single_pid=$bare_pid; bare_single=$bare_port
     start_bare "$work/batch.body" "$batch_etag"; bare_batch_pid=$bare_pid; bare_batch=$bare_port
     start_bare "$work/batch.body" "$batch_etag" 304; bare_304_pid=$bare_pid; bare_304=$bare_port
@@ -246,9 +256,11 @@ if [ -z "${SKIP_HTTP:-}" ]; then
 
     r=1
     while [ $r -le "$WRK_ROUNDS" ]; do
-        log "wrk round $r/$WRK_ROUNDS (${WRK_SECONDS}s each, 6 runs)"
+        log "wrk round $r/$WRK_ROUNDS (${WRK_SECONDS}s each, 7 runs)"
         # Alternate which side goes first.
         if [ $((r % 2)) = 1 ]; then first=bare; else first=ours; fi
+        # serve --log-level notice, next to this round's bare run of the same request.
+        [ $first = bare ] || wrk_run single quiet "$quiet_pid" "$(u "$quiet_port")$quiet_single"
         for c in single batch poll304; do
             case $c in
                 single) bp=$bare_single_pid; bport=$bare_single; path=$single; hdr= ;;
@@ -263,18 +275,20 @@ if [ -z "${SKIP_HTTP:-}" ]; then
                 wrk_run $c bare "$bp" "$(u "$bport")$path" "$hdr"
             fi
         done
+        [ $first = ours ] || wrk_run single quiet "$quiet_pid" "$(u "$quiet_port")$quiet_single"
         r=$((r + 1))
     done
     log "one-connection latency ($PROBE_COUNT requests each)"
     probe_run single bare "$bare_single" "$single" 200
     probe_run single ours "$port" "$single" 200
+    probe_run single quiet "$quiet_port" "$quiet_single" 200
     probe_run batch bare "$bare_batch" "$batch" 200
     probe_run batch ours "$port" "$batch" 200
     probe_run poll304 bare "$bare_304" "$batch" 304 "If-None-Match: $batch_etag"
     probe_run poll304 ours "$port" "$batch" 304 "If-None-Match: $batch_etag"
     printf 'rss\tafter the HTTP benchmark (2 live loads)\t%s\n' "$(rss_kib "$http_pid")" >>"$tsv"
     stop_pid "$bare_single_pid"; stop_pid "$bare_batch_pid"; stop_pid "$bare_304_pid"
-    stop_pid "$http_pid"
+    stop_pid "$http_pid"; stop_pid "$quiet_pid"
 
     # Instructions per request (deterministic, unlike the timings): the same requests on one
     # connection, counted by callgrind between zeroing and dumping its counters.
@@ -286,11 +300,10 @@ if [ -z "${SKIP_HTTP:-}" ]; then
             o=$(upload "$1" "$fx/vars1000.o" vars1000); load_object "$1" "$o" >/dev/null
         }
         # Separate servers per case so each dump holds one kind of request.
-        callgrind_serve single "/v1/loads/1/variables/svc_counter" 200
-        rm -f "$work"/cg.sqlite*
-        callgrind_serve batch "/v1/loads/2/variables" 200
-        rm -f "$work"/cg.sqlite*
-        callgrind_serve poll304 "/v1/loads/2/variables" 304 "If-None-Match: $batch_etag"
+        callgrind_serve single serve "/v1/loads/1/variables/svc_counter" 200 ""
+        callgrind_serve single quiet "/v1/loads/1/variables/svc_counter" 200 "" --log-level notice
+        callgrind_serve batch serve "/v1/loads/2/variables" 200 ""
+        callgrind_serve poll304 serve "/v1/loads/2/variables" 304 "If-None-Match: $batch_etag"
         callgrind_bare single "$work/single.body" "$single_etag" 200 "$single"
         callgrind_bare batch "$work/batch.body" "$batch_etag" 200 "$batch"
         callgrind_bare poll304 "$work/batch.body" "$batch_etag" 304 "$batch" "If-None-Match: $batch_etag"

@@ -79,8 +79,8 @@ struct ServiceReport {
     }
 
     /// The median over rounds of ours / bare, each round's pair measured back to back.
-    func pairedRatio(_ c: String, col: Int) -> Double? {
-        let ours = lines("wrk", c, "ours").compactMap { Double($0[col]) }
+    func pairedRatio(_ c: String, col: Int, impl: String = "ours") -> Double? {
+        let ours = lines("wrk", c, impl).compactMap { Double($0[col]) }
         let bare = lines("wrk", c, "bare").compactMap { Double($0[col]) }
         let r = zip(ours, bare).compactMap { $1 > 0 ? $0 / $1 : nil }
         return r.isEmpty ? nil : Report.median(r)
@@ -101,7 +101,8 @@ struct ServiceReport {
             out += "\n## HTTP: `bpfdepot serve` vs a bare libmicrohttpd server\n\n"
             out += "`wrk -t2 -c64 --latency` (\(conns)) on 127.0.0.1 against `bpfdepot serve` (release) and "
             out += "against bench/c/bare_mhd.c: the same MHD flags (`INTERNAL_POLLING_THREAD | EPOLL | "
-            out += "ALLOW_SUSPEND_RESUME`, a thread pool of one thread per core, 1024 connections, 60 s timeout), "
+            out += "ALLOW_SUSPEND_RESUME`, a thread pool of one thread per core, the same connection limit and "
+            out += "timeout), "
             out += "answering every request with the bytes bpfdepot sent for that URL (\(meta("single body bytes") ?? "?") bytes for one "
             out += "variable, \(meta("batch body bytes") ?? "?") for all of them) and the same extra header fields "
             out += "(Content-Type, ETag, X-Request-Id; \(meta("response header fields (bpfdepot, single)") ?? "?") header lines "
@@ -117,6 +118,16 @@ struct ServiceReport {
                     us(median("wrk", c, "ours", col: 4)), us(median("wrk", c, "bare", col: 4)),
                     us(median("wrk", c, "ours", col: 5)), us(median("wrk", c, "bare", col: 5)),
                     cpu(c, "ours"), cpu(c, "bare"),
+                ])
+            }
+            if !lines("wrk", "single", "quiet").isEmpty {
+                t.append([
+                    "the first, from `serve --log-level notice` (no access-log line per request)",
+                    count(median("wrk", "single", "quiet", col: 3)), count(median("wrk", "single", "bare", col: 3)),
+                    ratio(pairedRatio("single", col: 3, impl: "quiet"), 1),
+                    us(median("wrk", "single", "quiet", col: 4)), us(median("wrk", "single", "bare", col: 4)),
+                    us(median("wrk", "single", "quiet", col: 5)), us(median("wrk", "single", "bare", col: 5)),
+                    cpu("single", "quiet"), cpu("single", "bare"),
                 ])
             }
             out += table(["request", "ours req/s", "bare req/s", "ours / bare", "ours p50", "bare p50", "ours p99", "bare p99",
@@ -135,6 +146,14 @@ struct ServiceReport {
                           us(median("probe", c, "bare", col: 4)), us(median("probe", c, "bare", col: 5)), us(median("probe", c, "bare", col: 6)),
                           ratio(median("probe", c, "ours", col: 4), median("probe", c, "bare", col: 4))])
             }
+            if !lines("probe", "single", "quiet").isEmpty {
+                t.append(["the first, from `serve --log-level notice`",
+                          us(median("probe", "single", "quiet", col: 4)), us(median("probe", "single", "quiet", col: 5)),
+                          us(median("probe", "single", "quiet", col: 6)),
+                          us(median("probe", "single", "bare", col: 4)), us(median("probe", "single", "bare", col: 5)),
+                          us(median("probe", "single", "bare", col: 6)),
+                          ratio(median("probe", "single", "quiet", col: 4), median("probe", "single", "bare", col: 4))])
+            }
             out += table(["request", "ours p50", "ours p90", "ours p99", "bare p50", "bare p90", "bare p99", "ours / bare (p50)"], t)
         }
         if !lines("callgrind").isEmpty {
@@ -148,6 +167,12 @@ struct ServiceReport {
                 let o = median("callgrind", c, "serve", col: 3), h = median("callgrind", c, "serve", col: 4)
                 let b = median("callgrind", c, "bare", col: 3)
                 t.append([label, count(o), count(h), count(b), ratio(o, b), count(o.flatMap { o in b.map { o - $0 } })])
+            }
+            if !lines("callgrind", "single", "quiet").isEmpty {
+                let o = median("callgrind", "single", "quiet", col: 3), h = median("callgrind", "single", "quiet", col: 4)
+                let b = median("callgrind", "single", "bare", col: 3)
+                t.append(["the first, from `serve --log-level notice`", count(o), count(h), count(b), ratio(o, b),
+                          count(o.flatMap { o in b.map { o - $0 } })])
             }
             out += table(["request", "ours Ir/request", "of which callbacks", "bare Ir/request", "ours / bare", "ours − bare"], t)
         }
@@ -248,6 +273,13 @@ struct ServiceReport {
             add("HTTP: one live arena variable, server CPU per request (user + sys, wrk)", cpu("single", "ours"),
                 cpu("single", "bare") + " (bare MHD)", ratio(median("wrk", "single", "ours", col: 6), median("wrk", "single", "bare", col: 6)),
                 "—", nil)
+        }
+        if !lines("wrk", "single", "quiet").isEmpty {
+            let r = pairedRatio("single", col: 3, impl: "quiet")
+            add("HTTP: the same from `serve --log-level notice` (no access log), req/s and CPU/request",
+                count(median("wrk", "single", "quiet", col: 3)) + "/s, " + cpu("single", "quiet"),
+                count(median("wrk", "single", "bare", col: 3)) + "/s, " + cpu("single", "bare") + " (bare MHD)",
+                r.map { fmt($0, 2) + "×" } ?? "—", "(≥ 0.9×)", r.map { $0 >= 0.9 })
         }
         if !lines("probe", "single").isEmpty {
             let p99 = median("probe", "single", "ours", col: 6)
