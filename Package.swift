@@ -32,7 +32,8 @@ let package = Package(
         .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
         .target(name: "DepotStore", dependencies: [
-            "BPFObject", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+            "BPFObject", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The service's operations (upload, patch, load, live values): store + parser + loader,
         // no HTTP and no SQL of its own.

@@ -12,6 +12,21 @@ extension DepotStore {
     public func putObject(elf: [UInt8], name: String, images: [SectionImage])
         throws(StoreError) -> (object: StoredObject, created: Bool)
     {
+        try putObject(elf: elf, name: name, images: images, elfOffsets: [])
+    }
+
+    /// `putObject(elf:name:images:)` with the images of a parsed object. A section image that is
+    /// the ELF's own bytes is kept as a reference to them, not as a second copy.
+    public func putObject(elf: [UInt8], name: String, spec: ObjectSpec)
+        throws(StoreError) -> (object: StoredObject, created: Bool)
+    {
+        try putObject(elf: elf, name: name, images: [SectionImage](spec),
+                      elfOffsets: spec.dataSections.map(\.fileOffset))
+    }
+
+    private func putObject(elf: [UInt8], name: String, images: [SectionImage], elfOffsets: [Int?])
+        throws(StoreError) -> (object: StoredObject, created: Bool)
+    {
         guard !elf.isEmpty else { throw .emptyObject }
         try Self.checkSectionNames(images)
         // Hash before taking the write lock: 16 MiB takes tens of milliseconds.
@@ -29,20 +44,12 @@ extension DepotStore {
                     VALUES (?, ?, ?, ?, ?, 1)
                     """,
                 arguments: [id, name, elf.count, Data(elf), now])
-            try Self.insertRevision(db, objectID: id, revision: 1, images: images,
-                                    change: Self.initialChange, at: now)
+            try Self.insertFirstRevision(db, objectID: id, elf: elf, images: images, elfOffsets: elfOffsets, at: now)
             guard let object = try Self.fetchObject(db, id: id) else {
                 throw StoreError.objectNotFound(id: id)
             }
             return (object, true)
         }
-    }
-
-    /// `putObject(elf:name:images:)` with the images of a parsed object.
-    public func putObject(elf: [UInt8], name: String, spec: ObjectSpec)
-        throws(StoreError) -> (object: StoredObject, created: Bool)
-    {
-        try putObject(elf: elf, name: name, images: [SectionImage](spec))
     }
 
     public func object(id: String) throws(StoreError) -> StoredObject {

@@ -21,8 +21,8 @@ extension DepotStore {
             }
             try Self.checkLayout(db, objectID: objectID, images: images)
             let next = current + 1
-            try Self.insertRevision(db, objectID: objectID, revision: next, images: images,
-                                    change: change, at: Date())
+            try Self.insertNextRevision(db, objectID: objectID, revision: next, current: current,
+                                        images: images, change: change, at: Date())
             try db.execute(sql: "UPDATE objects SET current_revision = ? WHERE id = ?",
                            arguments: [next, objectID])
             return next
@@ -33,16 +33,10 @@ extension DepotStore {
     public func images(objectID: String, revision: Int? = nil) throws(StoreError) -> [SectionImage] {
         let found: [SectionImage]? = try read("get images") { db in
             guard let wanted = try Self.existingRevision(db, objectID: objectID, revision: revision) else { return nil }
-            return try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT section, image FROM revision_images
-                    WHERE object_id = ? AND revision = ? ORDER BY position
-                    """,
-                arguments: [objectID, wanted]
-            ).map { row in
-                SectionImage(name: try row.decode(forColumn: "section"),
-                             bytes: [UInt8](try row.decode(Data.self, forColumn: "image")))
+            let stored = try Self.storedImages(db, objectID: objectID, revision: wanted)
+            var elf: ELFBlobReader?
+            return try stored.map { image in
+                SectionImage(name: image.name, bytes: try Self.bytes(of: image, objectID: objectID, db, elf: &elf))
             }
         }
         guard let found else { throw .revisionNotFound(objectID: objectID, revision: revision ?? 0) }
@@ -69,17 +63,119 @@ extension DepotStore {
 
     // MARK: - Rows
 
-    static func insertRevision(_ db: Database, objectID: String, revision: Int, images: [SectionImage],
-                               change: String, at time: Date) throws {
+    /// Inserts revision 1: each image kept as a range of the ELF when `elfOffsets` says where it
+    /// lies and the bytes there are the same, as zeros when it is all zeros, else as a blob.
+    static func insertFirstRevision(_ db: Database, objectID: String, elf: [UInt8], images: [SectionImage],
+                                    elfOffsets: [Int?], at time: Date) throws {
+        try insertRevisionRow(db, objectID: objectID, revision: 1, change: initialChange, at: time)
+        for (position, image) in images.enumerated() {
+            let source: ImageSource
+            if image.bytes.allZero {
+                source = .zeros
+            } else if position < elfOffsets.count, let offset = elfOffsets[position],
+                      offset >= 0, offset <= elf.count, image.bytes.count <= elf.count - offset,
+                      elf.withUnsafeBytes({ e in image.bytes.withUnsafeBytes { i in
+                          memcmp(e.baseAddress! + offset, i.baseAddress!, i.count) == 0 } }) {
+                source = .elf(offset: offset)
+            } else {
+                source = .blob(try insertBlob(db, image.bytes))
+            }
+            try insertImage(db, objectID: objectID, revision: 1, position: position,
+                            StoredImage(name: image.name, size: image.bytes.count, source: source))
+        }
+    }
+
+    /// Inserts a later revision. A section whose bytes equal the current revision's keeps its
+    /// source (no copy is written); zeros are kept as zeros; anything else becomes a new blob.
+    static func insertNextRevision(_ db: Database, objectID: String, revision: Int, current: Int,
+                                   images: [SectionImage], change: String, at time: Date) throws {
+        try insertRevisionRow(db, objectID: objectID, revision: revision, change: change, at: time)
+        let previous = Dictionary(try storedImages(db, objectID: objectID, revision: current).map { ($0.name, $0) },
+                                  uniquingKeysWith: { first, _ in first })
+        var elf: ELFBlobReader?
+        for (position, image) in images.enumerated() {
+            let source: ImageSource
+            if image.bytes.allZero {
+                source = .zeros
+            } else if let old = previous[image.name], old.size == image.bytes.count, old.source != .zeros,
+                      try bytes(of: old, objectID: objectID, db, elf: &elf) == image.bytes {
+                source = old.source
+            } else {
+                source = .blob(try insertBlob(db, image.bytes))
+            }
+            try insertImage(db, objectID: objectID, revision: revision, position: position,
+                            StoredImage(name: image.name, size: image.bytes.count, source: source))
+        }
+    }
+
+    private static func insertRevisionRow(_ db: Database, objectID: String, revision: Int, change: String,
+                                          at time: Date) throws {
         try db.execute(
             sql: "INSERT INTO revisions (object_id, revision, created_at, change) VALUES (?, ?, ?, ?)",
             arguments: [objectID, revision, time, change])
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO revision_images (object_id, revision, section, position, image)
-            VALUES (?, ?, ?, ?, ?)
-            """)
-        for (position, image) in images.enumerated() {
-            try insert.execute(arguments: [objectID, revision, image.name, position, Data(image.bytes)])
+    }
+
+    private static func insertBlob(_ db: Database, _ bytes: [UInt8]) throws -> Int64 {
+        try db.execute(sql: "INSERT INTO image_blobs (bytes) VALUES (?)", arguments: [Data(bytes)])
+        return db.lastInsertedRowID
+    }
+
+    private static func insertImage(_ db: Database, objectID: String, revision: Int, position: Int,
+                                    _ image: StoredImage) throws {
+        let offset: Int?
+        let blob: Int64?
+        switch image.source {
+        case .zeros: (offset, blob) = (nil, nil)
+        case .elf(let o): (offset, blob) = (o, nil)
+        case .blob(let id): (offset, blob) = (nil, id)
+        }
+        try db.cachedStatement(sql: """
+            INSERT INTO section_images (object_id, revision, section, position, size, elf_offset, blob_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [objectID, revision, image.name, position, image.size, offset, blob])
+    }
+
+    /// The rows of a revision's images, in position order, without their bytes.
+    static func storedImages(_ db: Database, objectID: String, revision: Int) throws -> [StoredImage] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT section, size, elf_offset, blob_id FROM section_images
+                WHERE object_id = ? AND revision = ? ORDER BY position
+                """,
+            arguments: [objectID, revision]
+        ).map { row in
+            let source: ImageSource
+            if let offset: Int = try row.decode(forColumn: "elf_offset") {
+                source = .elf(offset: offset)
+            } else if let blob: Int64 = try row.decode(forColumn: "blob_id") {
+                source = .blob(blob)
+            } else {
+                source = .zeros
+            }
+            return StoredImage(name: try row.decode(forColumn: "section"), size: try row.decode(forColumn: "size"),
+                               source: source)
+        }
+    }
+
+    /// An image's bytes, read from where they are kept. `elf` is opened on first need and reused.
+    static func bytes(of image: StoredImage, objectID: String, _ db: Database,
+                      elf: inout ELFBlobReader?) throws -> [UInt8] {
+        switch image.source {
+        case .zeros:
+            return [UInt8](repeating: 0, count: image.size)
+        case .blob(let id):
+            guard let data = try Data.fetchOne(db, sql: "SELECT bytes FROM image_blobs WHERE id = ?", arguments: [id]),
+                  data.count == image.size
+            else {
+                throw StoreError.database(operation: "read image", code: -1,
+                                          message: "image blob \(id) of section '\(image.name)' is missing or not \(image.size) bytes")
+            }
+            return [UInt8](data)
+        case .elf(let offset):
+            if elf == nil { elf = try ELFBlobReader(db, objectID: objectID) }
+            guard let reader = elf else { return [] }
+            return try reader.read(offset: offset, count: image.size, section: image.name)
         }
     }
 
@@ -90,7 +186,7 @@ extension DepotStore {
         for row in try Row.fetchAll(
             db,
             sql: """
-                SELECT section, length(image) AS size FROM revision_images
+                SELECT section, size FROM section_images
                 WHERE object_id = ? AND revision = 1 ORDER BY position
                 """,
             arguments: [objectID])

@@ -134,7 +134,8 @@ import Testing
         let store = try tmp.open()
         let id = try store.putObject(elf: Sample.elf(4), name: "x", images: Sample.images).object.id
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET elf = x'00' , size = 1 WHERE id = '\(id)'") }
-        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE revision_images SET image = x'00'") }
+        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE section_images SET size = 1") }
+        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE image_blobs SET bytes = x'00'") }
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET current_revision = 1 WHERE id = '\(id)'") }
         try store.executeRaw("UPDATE objects SET name = 'renamed' WHERE id = '\(id)'")  // metadata may change
         #expect(try store.elf(objectID: id) == Sample.elf(4))

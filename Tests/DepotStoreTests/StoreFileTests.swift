@@ -53,7 +53,7 @@ import Testing
         let counts = try store.counts()
         #expect(counts["objects"] == 4 * 6)
         #expect(counts["revisions"] == 4 * 6 * 2)
-        #expect(counts["revision_images"] == 4 * 6 * 2 * Sample.images.count)
+        #expect(counts["section_images"] == 4 * 6 * 2 * Sample.images.count)
         #expect(counts["loads"] == 4 * 6)
         #expect(try store.integrityCheck() == ["ok"])
         #expect(try store.readStrings("PRAGMA foreign_key_check") == [])

@@ -12,6 +12,8 @@ struct ELFSection: Sendable {
     let link: UInt32
     let info: UInt32
     let entrySize: UInt64
+    /// `sh_offset`: where the section's bytes start in the file (meaningless for NOBITS).
+    let fileOffset: UInt64
     /// The section's bytes (empty for NOBITS).
     let data: [UInt8]
 
@@ -109,7 +111,8 @@ struct ELFFile: Sendable {
         }
         var sections: [ELFSection] = []
         sections.reserveCapacity(sectionCount)
-        sections.append(ELFSection(index: 0, name: "", type: 0, flags: 0, size: 0, link: 0, info: 0, entrySize: 0, data: []))
+        sections.append(ELFSection(index: 0, name: "", type: 0, flags: 0, size: 0, link: 0, info: 0, entrySize: 0,
+                                   fileOffset: 0, data: []))
         var symtab: (index: Int, link: Int, entsize: UInt64)?
         var nobitsTotal: UInt64 = 0
         var scn = elf_nextscn(elf, nil)
@@ -156,7 +159,8 @@ struct ELFFile: Sendable {
             sections.append(ELFSection(
                 index: index, name: name, type: shdr.sh_type, flags: shdr.sh_flags,
                 size: shdr.sh_type == UInt32(SHT_NOBITS) ? shdr.sh_size : UInt64(data.count),
-                link: shdr.sh_link, info: shdr.sh_info, entrySize: shdr.sh_entsize, data: data))
+                link: shdr.sh_link, info: shdr.sh_info, entrySize: shdr.sh_entsize,
+                fileOffset: shdr.sh_offset, data: data))
             scn = elf_nextscn(elf, s)
         }
         guard sections.count == max(sectionCount, 1) else {

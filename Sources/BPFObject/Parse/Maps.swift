@@ -202,7 +202,8 @@ extension ObjectParser {
         guard rounded <= arenaSize else { throw .arenaImageTooLarge(imageSize: Int(rounded), arenaSize: arenaSize) }
         maps[arenaMapIndex].initialValueSize = image.count
         dataSections.append(DataSectionSpec(name: sec.name, kind: .arena, sectionIndex: arenaIndex,
-                                            mapIndex: arenaMapIndex, image: image))
+                                            mapIndex: arenaMapIndex, image: image,
+                                            fileOffset: sec.isNobits ? nil : Int(exactly: sec.fileOffset)))
     }
 
     /// `init_global_data_maps` + `init_kconfig_map`.
@@ -210,7 +211,8 @@ extension ObjectParser {
         for s in elf.sections {
             guard case .data(let kind) = roles[s.index] else { continue }
             let image = kind == .bss ? [UInt8](repeating: 0, count: Int(s.size)) : s.data
-            appendInternalMap(realName: s.name, kind: kind, sectionIndex: s.index, image: image)
+            appendInternalMap(realName: s.name, kind: kind, sectionIndex: s.index, image: image,
+                              fileOffset: kind == .bss || s.isNobits ? nil : Int(exactly: s.fileOffset))
         }
         if let size = kconfigImageSize {
             appendInternalMap(realName: ".kconfig", kind: .kconfig, sectionIndex: 0,
@@ -218,7 +220,8 @@ extension ObjectParser {
         }
     }
 
-    private mutating func appendInternalMap(realName: String, kind: DataSectionKind, sectionIndex: Int, image: [UInt8]) {
+    private mutating func appendInternalMap(realName: String, kind: DataSectionKind, sectionIndex: Int, image: [UInt8],
+                                            fileOffset: Int? = nil) {
         let datasecID = btf?.find(named: realName, kind: .dataSection) ?? 0
         var flags: UInt32 = kind == .rodata || kind == .kconfig ? BPFMapFlags.rdonlyProg.rawValue : 0
         if datasecID != 0, isMmapable(datasecID) { flags |= BPFMapFlags.mmapable.rawValue }
@@ -228,7 +231,7 @@ extension ObjectParser {
             section: realName, role: kind == .kconfig ? .kconfig : .globalData(section: realName, kind: kind),
             btfKeyTypeID: 0, btfValueTypeID: datasecID, initialValueSize: image.count))
         dataSections.append(DataSectionSpec(name: realName, kind: kind, sectionIndex: sectionIndex,
-                                            mapIndex: maps.count - 1, image: image))
+                                            mapIndex: maps.count - 1, image: image, fileOffset: fileOffset))
     }
 
     /// A global-data map is mmapable when its DATASEC has a VAR that is not static.

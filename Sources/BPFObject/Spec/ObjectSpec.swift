@@ -60,6 +60,20 @@ public struct DataSectionSpec: Sendable, Equatable {
     public var mapIndex: Int
     /// Initial bytes: the section's bytes, zeros for `.bss`, the laid-out `.kconfig` area.
     public var image: [UInt8]
+    /// Where `image` lies in the ELF file when it is the section's bytes verbatim (nil for
+    /// NOBITS sections and `.kconfig`, whose images the ELF does not hold). A store can keep the
+    /// reference instead of a second copy of the bytes.
+    public var fileOffset: Int?
+
+    public init(name: String, kind: DataSectionKind, sectionIndex: Int, mapIndex: Int, image: [UInt8],
+                fileOffset: Int? = nil) {
+        self.name = name
+        self.kind = kind
+        self.sectionIndex = sectionIndex
+        self.mapIndex = mapIndex
+        self.image = image
+        self.fileOffset = fileOffset
+    }
 }
 
 public struct VariableSpec: Sendable, Equatable {

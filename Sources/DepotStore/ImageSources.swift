@@ -1,0 +1,80 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// Where a stored section image's bytes are kept (migration 0003).
+enum ImageSource: Equatable {
+    /// `size` zero bytes; nothing stored.
+    case zeros
+    /// The object's ELF bytes from `offset` (revision 1's images of PROGBITS sections).
+    case elf(offset: Int)
+    /// A row of `image_blobs`, shared by the revisions that left the section unchanged.
+    case blob(Int64)
+}
+
+/// A `section_images` row.
+struct StoredImage {
+    var name: String
+    var size: Int
+    var source: ImageSource
+}
+
+/// Reads ranges of one object's ELF with SQLite's incremental blob I/O, so a section of a few
+/// bytes does not load a 16 MiB ELF into memory.
+struct ELFBlobReader {
+    private let db: Database
+    private let rowID: Int64
+    private let objectID: String
+
+    init(_ db: Database, objectID: String) throws {
+        guard let rowID = try Int64.fetchOne(db, sql: "SELECT rowid FROM objects WHERE id = ?", arguments: [objectID])
+        else { throw StoreError.objectNotFound(id: objectID) }
+        self.db = db
+        self.rowID = rowID
+        self.objectID = objectID
+    }
+
+    func read(offset: Int, count: Int, section: String) throws -> [UInt8] {
+        guard count > 0 else { return [] }
+        guard let connection = db.sqliteConnection else {
+            throw StoreError.database(operation: "read image", code: -1, message: "the database connection is closed")
+        }
+        var handle: OpaquePointer?
+        var rc = sqlite3_blob_open(connection, "main", "objects", "elf", rowID, 0, &handle)
+        defer { if let handle { sqlite3_blob_close(handle) } }
+        guard rc == SQLITE_OK, let handle else {
+            throw StoreError.database(operation: "read image", code: rc,
+                                      message: "cannot open the elf of object \(objectID): \(String(cString: sqlite3_errmsg(connection)))")
+        }
+        let length = Int(sqlite3_blob_bytes(handle))
+        guard offset >= 0, offset <= length, count <= length - offset,
+              let start = Int32(exactly: offset), let size = Int32(exactly: count)
+        else {
+            throw StoreError.database(operation: "read image", code: -1,
+                                      message: "section '\(section)' [\(offset), +\(count)) lies outside the \(length)-byte elf of object \(objectID)")
+        }
+        var bytes = [UInt8](repeating: 0, count: count)
+        rc = bytes.withUnsafeMutableBytes { sqlite3_blob_read(handle, $0.baseAddress, size, start) }
+        guard rc == SQLITE_OK else {
+            throw StoreError.database(operation: "read image", code: rc,
+                                      message: "cannot read section '\(section)' of object \(objectID): \(String(cString: sqlite3_errmsg(connection)))")
+        }
+        return bytes
+    }
+}
+
+extension Array where Element == UInt8 {
+    var allZero: Bool {
+        withUnsafeBytes { raw in
+            // Word at a time: a 16 MiB image is checked in about a millisecond.
+            var index = 0
+            let words = raw.count / 8
+            while index < words {
+                if raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self) != 0 { return false }
+                index += 1
+            }
+            for i in (words * 8)..<raw.count where raw[i] != 0 { return false }
+            return true
+        }
+    }
+}
