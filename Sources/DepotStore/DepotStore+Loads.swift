@@ -25,7 +25,7 @@ extension DepotStore {
                     INSERT INTO loads (object_id, revision, state, pin_directory, kernel_ids, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [objectID, wanted, state.rawValue, pinDirectory, kernelIDs, now, now])
+                arguments: [objectID, wanted, state.rawValue, pinDirectory, kernelIDs, StoreTime.text(now), StoreTime.text(now)])
             let id = db.lastInsertedRowID
             guard let load = try Self.fetchLoad(db, id: id) else { throw StoreError.loadNotFound(id: id) }
             return load
@@ -49,7 +49,7 @@ extension DepotStore {
                     UPDATE loads SET state = ?, kernel_ids = coalesce(?, kernel_ids),
                         pin_directory = coalesce(?, pin_directory), updated_at = ? WHERE id = ?
                     """,
-                arguments: [state.rawValue, kernelIDs, pinDirectory, Date(), id])
+                arguments: [state.rawValue, kernelIDs, pinDirectory, StoreTime.text(Date()), id])
             guard let updated = try Self.fetchLoad(db, id: id) else { throw StoreError.loadNotFound(id: id) }
             return updated
         }
@@ -120,8 +120,8 @@ extension DepotStore {
                           state: state,
                           pinDirectory: try row.decode(forColumn: "pin_directory"),
                           kernelIDs: try row.decode(forColumn: "kernel_ids"),
-                          created: try row.decode(forColumn: "created_at"),
-                          updated: try row.decode(forColumn: "updated_at"))
+                          created: try row.time("created_at"),
+                          updated: try row.time("updated_at"))
     }
 
     static func checkPinDirectoryFree(_ db: Database, _ path: String, except loadID: Int64?) throws {

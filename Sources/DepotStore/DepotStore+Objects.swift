@@ -43,7 +43,7 @@ extension DepotStore {
                     INSERT INTO objects (id, name, size, elf, created_at, current_revision)
                     VALUES (?, ?, ?, ?, ?, 1)
                     """,
-                arguments: [id, name, elf.count, Data(elf), now])
+                arguments: [id, name, elf.count, Data(elf), StoreTime.text(now)])
             try Self.insertFirstRevision(db, objectID: id, elf: elf, images: images, elfOffsets: elfOffsets, at: now)
             guard let object = try Self.fetchObject(db, id: id) else {
                 throw StoreError.objectNotFound(id: id)
@@ -112,7 +112,7 @@ extension DepotStore {
         StoredObject(id: try row.decode(forColumn: "id"),
                      name: try row.decode(forColumn: "name"),
                      size: try row.decode(forColumn: "size"),
-                     created: try row.decode(forColumn: "created_at"),
+                     created: try row.time("created_at"),
                      currentRevision: try row.decode(forColumn: "current_revision"))
     }
 

@@ -55,7 +55,7 @@ extension DepotStore {
                 arguments: [objectID]
             ).map { row in
                 ImageRevision(revision: try row.decode(forColumn: "revision"),
-                              created: try row.decode(forColumn: "created_at"),
+                              created: try row.time("created_at"),
                               change: try row.decode(forColumn: "change"))
             }
         }
@@ -112,7 +112,7 @@ extension DepotStore {
                                           at time: Date) throws {
         try db.execute(
             sql: "INSERT INTO revisions (object_id, revision, created_at, change) VALUES (?, ?, ?, ?)",
-            arguments: [objectID, revision, time, change])
+            arguments: [objectID, revision, StoreTime.text(time), change])
     }
 
     private static func insertBlob(_ db: Database, _ bytes: [UInt8]) throws -> Int64 {

@@ -96,7 +96,7 @@ struct MigrationRunner {
                 }
                 try db.execute(
                     sql: "INSERT INTO schema_migrations (name, sha256, applied_at) VALUES (?, ?, ?)",
-                    arguments: [migration.name, migration.sha256, Date()])
+                    arguments: [migration.name, migration.sha256, StoreTime.text(Date())])
                 applied.append(migration.name)
             }
             if !applied.isEmpty {
@@ -113,7 +113,7 @@ struct MigrationRunner {
             .map { row in
                 AppliedMigration(name: try row.decode(forColumn: "name"),
                                  sha256: try row.decode(forColumn: "sha256"),
-                                 applied: try row.decode(forColumn: "applied_at"))
+                                 applied: try row.time("applied_at"))
             }
     }
 }

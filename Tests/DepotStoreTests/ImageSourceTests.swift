@@ -116,3 +116,29 @@ import Testing
         #expect(try store.rowCount("image_blobs") == 5)
     }
 }
+
+@Suite struct StoreTimeTests {
+    @Test func timesAreWrittenAsUTCTextWithMillisecondsAndReadBack() throws {
+        let date = Date(timeIntervalSince1970: 1_795_600_000.1234)  // 2026-11-25 ...
+        let text = StoreTime.text(date)
+        #expect(text == "2026-11-25 09:46:40.123")
+        #expect(StoreTime.date(text) == Date(timeIntervalSince1970: 1_795_600_000.123))
+        #expect(StoreTime.text(Date(timeIntervalSince1970: 0)) == "1970-01-01 00:00:00.000")
+        #expect(StoreTime.text(Date(timeIntervalSince1970: -0.5)) == "1969-12-31 23:59:59.500")
+        #expect(StoreTime.date("2026-01-01 00:00:00") == Date(timeIntervalSince1970: 1_767_225_600))
+        for bad in ["", "2026-13-01 00:00:00.000", "2026-01-01T00:00:00.000", "2026-01-01 00:00:00.0", "x026-01-01 00:00:00"] {
+            #expect(StoreTime.date(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func aStoredObjectsTimeIsTheTimeItWasStored() throws {
+        let tmp = try TemporaryDatabase()
+        let store = try tmp.open()
+        let before = Date().timeIntervalSince1970
+        let object = try store.putObject(elf: Sample.elf(5), name: "t", images: Sample.images).object
+        let after = Date().timeIntervalSince1970
+        #expect(object.created.timeIntervalSince1970 >= (before * 1000).rounded(.down) / 1000)
+        #expect(object.created.timeIntervalSince1970 <= after)
+        #expect(try store.readStrings("SELECT created_at FROM objects") == [StoreTime.text(object.created)])
+    }
+}
