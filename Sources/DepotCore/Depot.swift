@@ -79,8 +79,8 @@ public final class Depot: Sendable {
     }
 
     /// What the spec cache keeps: the spec without its section images. Every use of images goes
-    /// through `spec(_:revision:)`, which puts the revision's images (all sections: the store
-    /// keeps revision 1's set in every revision) in place; holding the ELF's own images as well
+    /// through `spec(_:revision:)`, which puts the revision's images (every revision has all of
+    /// revision 1's sections) in place; holding the ELF's own images as well
     /// cost each object's image size for the life of the process (bench/FINDINGS.md: 235 MiB of
     /// anonymous memory after eight 16 MiB uploads).
     static func withoutImages(_ spec: ObjectSpec) -> ObjectSpec {
@@ -140,7 +140,8 @@ public final class Depot: Sendable {
             ("sections", .array(changed.map { .string($0) })),
         ]).text
         let newRev = try storeCall { () throws(StoreError) in
-            try store.addRevision(objectID: objectID, images: [SectionImage](spec), change: change, expectedCurrent: rev)
+            try store.addRevision(objectID: objectID, images: [SectionImage](spec), change: change, expectedCurrent: rev,
+                                  unchanged: Set(spec.dataSections.map(\.name)).subtracting(changed))
         }
         return (try object(id: objectID), newRev)
     }
@@ -168,7 +169,8 @@ public final class Depot: Sendable {
         sections[i].image.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
         let change = JSONValue.object([("section", .string(section)), ("offset", .int(Int64(offset))), ("length", .int(Int64(bytes.count)))]).text
         return try storeCall { () throws(StoreError) in
-            try store.addRevision(objectID: objectID, images: sections.map { SectionImage($0) }, change: change, expectedCurrent: rev)
+            try store.addRevision(objectID: objectID, images: sections.map { SectionImage($0) }, change: change, expectedCurrent: rev,
+                                  unchanged: Set(sections.map(\.name)).subtracting([section]))
         }
     }
 

@@ -8,9 +8,14 @@ extension DepotStore {
     /// value size is fixed by the ELF). With `expectedCurrent`, the call fails with
     /// `revisionConflict` and writes nothing unless that is still the current revision (HTTP
     /// If-Match → 412). Returns the new revision number.
+    ///
+    /// Sections named in `unchanged` are the caller's word that their bytes are the current
+    /// revision's (it read them at `expectedCurrent`): their stored bytes are shared without
+    /// being read back and compared. Other sections are compared with the current revision's and
+    /// shared when equal, so a revision costs only the sections it changes.
     @discardableResult
     public func addRevision(objectID: String, images: [SectionImage], change: String,
-                            expectedCurrent: Int? = nil) throws(StoreError) -> Int {
+                            expectedCurrent: Int? = nil, unchanged: Set<String> = []) throws(StoreError) -> Int {
         try Self.checkSectionNames(images)
         return try write("add revision") { db in
             guard let current = try Int.fetchOne(
@@ -22,7 +27,8 @@ extension DepotStore {
             try Self.checkLayout(db, objectID: objectID, images: images)
             let next = current + 1
             try Self.insertNextRevision(db, objectID: objectID, revision: next, current: current,
-                                        images: images, change: change, at: Date())
+                                        images: images, unchanged: expectedCurrent == nil ? [] : unchanged,
+                                        change: change, at: Date())
             try db.execute(sql: "UPDATE objects SET current_revision = ? WHERE id = ?",
                            arguments: [next, objectID])
             return next
@@ -88,14 +94,17 @@ extension DepotStore {
     /// Inserts a later revision. A section whose bytes equal the current revision's keeps its
     /// source (no copy is written); zeros are kept as zeros; anything else becomes a new blob.
     static func insertNextRevision(_ db: Database, objectID: String, revision: Int, current: Int,
-                                   images: [SectionImage], change: String, at time: Date) throws {
+                                   images: [SectionImage], unchanged: Set<String>, change: String,
+                                   at time: Date) throws {
         try insertRevisionRow(db, objectID: objectID, revision: revision, change: change, at: time)
         let previous = Dictionary(try storedImages(db, objectID: objectID, revision: current).map { ($0.name, $0) },
                                   uniquingKeysWith: { first, _ in first })
         var elf: ELFBlobReader?
         for (position, image) in images.enumerated() {
             let source: ImageSource
-            if image.bytes.allZero {
+            if let old = previous[image.name], old.size == image.bytes.count, unchanged.contains(image.name) {
+                source = old.source
+            } else if image.bytes.allZero {
                 source = .zeros
             } else if let old = previous[image.name], old.size == image.bytes.count, old.source != .zeros,
                       try bytes(of: old, objectID: objectID, db, elf: &elf) == image.bytes {

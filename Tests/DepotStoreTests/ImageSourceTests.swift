@@ -142,3 +142,20 @@ import Testing
         #expect(try store.readStrings("SELECT created_at FROM objects") == [StoreTime.text(object.created)])
     }
 }
+
+extension ImageSourceTests {
+    @Test func sectionsTheCallerVouchesForAreSharedWithoutBeingCompared() throws {
+        let tmp = try TemporaryDatabase()
+        let store = try tmp.open()
+        let id = try store.putObject(elf: Sample.elf(9), name: "o", images: Sample.images).object.id
+        let second = Sample.images(setting: ".data", byte: 2, to: 0x55)
+        try store.addRevision(objectID: id, images: second, change: "c", expectedCurrent: 1,
+                              unchanged: [".rodata", ".bss"])
+        #expect(try store.rowCount("image_blobs") == 3)
+        #expect(try store.images(objectID: id) == second)
+        // Without If-Match the word is not taken (the current revision may have moved): compared.
+        let third = Sample.images(setting: ".rodata", byte: 0, to: 0x41, in: second)
+        try store.addRevision(objectID: id, images: third, change: "d", unchanged: [".rodata"])
+        #expect(try store.images(objectID: id) == third)
+    }
+}
