@@ -2,6 +2,9 @@ import BPFKernel
 import BPFObject
 import DepotStore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An object as clients see it: the stored record and what the ELF holds.
 public struct ObjectView: Sendable {
@@ -118,7 +121,17 @@ public struct LoadView: Sendable {
 }
 
 public enum Timestamps {
+    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds). Formatted by hand: `Date.formatted(.iso8601)`
+    /// goes through Foundation's ICU time zone and calendar, which brought megabytes of ICU into
+    /// the service's resident memory for a timestamp.
     public static func iso8601(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        var seconds = time_t((date.timeIntervalSince1970).rounded(.down))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        var year = String(t.tm_year + 1900)
+        while year.utf8.count < 4 { year = "0" + year }
+        return year + "-" + two(t.tm_mon + 1) + "-" + two(t.tm_mday) + "T" + two(t.tm_hour) + ":" + two(t.tm_min)
+            + ":" + two(t.tm_sec) + "Z"
     }
 }
