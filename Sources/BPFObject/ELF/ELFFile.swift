@@ -49,6 +49,13 @@ struct ELFSymbol: Sendable {
 /// are copied into Swift arrays and the `Elf *` handle is released before this returns, as libbpf
 /// releases its ELF handle at the end of open.
 struct ELFFile: Sendable {
+    /// DWARF sections and their relocations: the loader never reads them (libbpf neither), and
+    /// with `-g` they are most of an object's bytes, so their bytes are not copied; the section
+    /// stays in the table with empty data.
+    static func isDebugInfo(_ name: String) -> Bool {
+        name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
+    }
+
     let sections: [ELFSection]
     let symbols: [ELFSymbol]
     let symbolTableIndex: Int
@@ -132,7 +139,7 @@ struct ELFFile: Sendable {
                     throw .sectionTooLarge(section: name, size: shdr.sh_size, limit: maxNobitsSize - nobitsTotal)
                 }
                 nobitsTotal += shdr.sh_size
-            } else if shdr.sh_type != UInt32(SHT_NULL) {
+            } else if shdr.sh_type != UInt32(SHT_NULL) && !Self.isDebugInfo(name) {
                 // A section's bytes must lie inside the file; libelf checks this too, but the check
                 // here gives a message that names the section.
                 let (end, overflow) = shdr.sh_offset.addingReportingOverflow(shdr.sh_size)
