@@ -89,14 +89,17 @@ public final class Depot: Sendable {
         return s
     }
 
-    /// The spec with a revision's images in place.
-    func spec(_ id: String, revision: Int?) throws(DepotError) -> (ObjectSpec, revision: Int) {
+    /// The spec with a revision's images in place (with `sections`, only those sections'; the
+    /// others stay empty).
+    func spec(_ id: String, revision: Int?, sections: Set<String>? = nil) throws(DepotError) -> (ObjectSpec, revision: Int) {
         var spec = try self.spec(id)
         let rev: Int
         if let revision { rev = revision } else {
             rev = try storeCall { () throws(StoreError) in try store.object(id: id) }.currentRevision
         }
-        let images = try storeCall { () throws(StoreError) in try store.images(objectID: id, revision: rev) }
+        let images = try storeCall { () throws(StoreError) in
+            try store.images(objectID: id, revision: rev, sections: sections)
+        }
         for image in images {
             if let i = spec.dataSections.firstIndex(where: { $0.name == image.name }) { spec.dataSections[i].image = image.bytes }
         }
@@ -106,7 +109,14 @@ public final class Depot: Sendable {
     // MARK: variables and images
 
     public func variables(objectID: String, revision: Int?, names: [String]? = nil) throws(DepotError) -> (values: [VariableView], revision: Int) {
-        let (spec, rev) = try spec(objectID, revision: revision)
+        var sections: Set<String>?
+        if let names {
+            let layout = try spec(objectID)
+            var index: [String: String] = [:]
+            for v in layout.variables where index[v.name] == nil { index[v.name] = v.section }
+            sections = Set(names.compactMap { index[$0] })
+        }
+        let (spec, rev) = try spec(objectID, revision: revision, sections: sections)
         var wanted = spec.variables
         if let names {
             // By name through one index: a linear search per name is O(n²) for many names.
@@ -125,13 +135,20 @@ public final class Depot: Sendable {
     /// Encodes every named value through BTF into one new revision; all or nothing.
     public func patch(objectID: String, values: [(String, JSONValue)], expectedRevision: Int?) throws(DepotError) -> (ObjectView, revision: Int) {
         guard !values.isEmpty else { throw .emptyPatch }
-        var (spec, rev) = try spec(objectID, revision: nil)
+        // Only the sections holding the named variables are read (a 4-byte .data variable of an
+        // object with a 16 MiB .rodata reads 12 bytes, not 16 MiB); the store keeps the rest.
+        let layout = try spec(objectID)
+        var touched = Set<String>()
+        for (name, _) in values {
+            guard let variable = layout.variable(named: name) else { throw .unknownVariable(name: name, objectID: objectID) }
+            touched.insert(variable.section)
+        }
+        var (spec, rev) = try spec(objectID, revision: nil, sections: touched)
         if let expectedRevision, expectedRevision != rev {
             throw .store(.revisionConflict(objectID: objectID, expected: expectedRevision, current: rev))
         }
         let before = spec.dataSections
         for (name, value) in values {
-            guard spec.variable(named: name) != nil else { throw .unknownVariable(name: name, objectID: objectID) }
             do { try spec.patch(variable: name, with: value) } catch { throw .badValue(error) }
         }
         let changed = zip(before, spec.dataSections).filter { $0.image != $1.image }.map(\.0.name)
@@ -140,21 +157,22 @@ public final class Depot: Sendable {
             ("sections", .array(changed.map { .string($0) })),
         ]).text
         let newRev = try storeCall { () throws(StoreError) in
-            try store.addRevision(objectID: objectID, images: [SectionImage](spec), change: change, expectedCurrent: rev,
-                                  unchanged: Set(spec.dataSections.map(\.name)).subtracting(changed))
+            try store.addRevision(objectID: objectID,
+                                  changing: spec.dataSections.filter { changed.contains($0.name) }.map(SectionImage.init),
+                                  change: change, expectedCurrent: rev)
         }
         return (try object(id: objectID), newRev)
     }
 
     public func image(objectID: String, section: String, revision: Int?) throws(DepotError) -> (bytes: [UInt8], revision: Int) {
-        let (spec, rev) = try spec(objectID, revision: revision)
+        let (spec, rev) = try spec(objectID, revision: revision, sections: [section])
         guard let ds = spec.dataSection(named: section) else { throw .unknownSection(name: section, objectID: objectID) }
         return (ds.image, rev)
     }
 
     /// Raw bytes at an offset of one section image → a new revision.
     public func writeImage(objectID: String, section: String, offset: Int, bytes: [UInt8], expectedRevision: Int?) throws(DepotError) -> Int {
-        let (spec, rev) = try spec(objectID, revision: nil)
+        let (spec, rev) = try spec(objectID, revision: nil, sections: [section])
         if let expectedRevision, expectedRevision != rev {
             throw .store(.revisionConflict(objectID: objectID, expected: expectedRevision, current: rev))
         }
@@ -169,8 +187,8 @@ public final class Depot: Sendable {
         sections[i].image.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
         let change = JSONValue.object([("section", .string(section)), ("offset", .int(Int64(offset))), ("length", .int(Int64(bytes.count)))]).text
         return try storeCall { () throws(StoreError) in
-            try store.addRevision(objectID: objectID, images: sections.map { SectionImage($0) }, change: change, expectedCurrent: rev,
-                                  unchanged: Set(sections.map(\.name)).subtracting([section]))
+            try store.addRevision(objectID: objectID, changing: [SectionImage(sections[i])], change: change,
+                                  expectedCurrent: rev)
         }
     }
 

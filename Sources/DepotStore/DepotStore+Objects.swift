@@ -38,12 +38,10 @@ extension DepotStore {
             // Someone may have stored the same bytes between the read and the lock.
             if let existing = try Self.fetchObject(db, id: id) { return (existing, false) }
             let now = Date()
-            try db.execute(
-                sql: """
-                    INSERT INTO objects (id, name, size, elf, created_at, current_revision)
-                    VALUES (?, ?, ?, ?, ?, 1)
-                    """,
-                arguments: [id, name, elf.count, Data(elf), StoreTime.text(now)])
+            try Self.rawExecute(db, """
+                INSERT INTO objects (id, name, size, elf, created_at, current_revision)
+                VALUES (?, ?, ?, ?, ?, 1)
+                """, [.text(id), .text(name), .int(Int64(elf.count)), .blob(elf), .text(StoreTime.text(now))])
             try Self.insertFirstRevision(db, objectID: id, elf: elf, images: images, elfOffsets: elfOffsets, at: now)
             guard let object = try Self.fetchObject(db, id: id) else {
                 throw StoreError.objectNotFound(id: id)

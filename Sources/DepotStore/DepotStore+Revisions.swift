@@ -9,13 +9,27 @@ extension DepotStore {
     /// `revisionConflict` and writes nothing unless that is still the current revision (HTTP
     /// If-Match → 412). Returns the new revision number.
     ///
-    /// Sections named in `unchanged` are the caller's word that their bytes are the current
-    /// revision's (it read them at `expectedCurrent`): their stored bytes are shared without
-    /// being read back and compared. Other sections are compared with the current revision's and
-    /// shared when equal, so a revision costs only the sections it changes.
+    /// Each image is compared with the current revision's and its stored bytes shared when equal,
+    /// so a revision costs only the sections it changes.
     @discardableResult
     public func addRevision(objectID: String, images: [SectionImage], change: String,
-                            expectedCurrent: Int? = nil, unchanged: Set<String> = []) throws(StoreError) -> Int {
+                            expectedCurrent: Int? = nil) throws(StoreError) -> Int {
+        try addRevision(objectID: objectID, images: images, change: change, expectedCurrent: expectedCurrent,
+                        complete: true)
+    }
+
+    /// Adds a revision that changes `images` and keeps every other section as revision
+    /// `expectedCurrent` has it (shared, not read or copied). Fails with `revisionConflict` unless
+    /// `expectedCurrent` is still the current revision: the caller built `images` from it.
+    @discardableResult
+    public func addRevision(objectID: String, changing images: [SectionImage], change: String,
+                            expectedCurrent: Int) throws(StoreError) -> Int {
+        try addRevision(objectID: objectID, images: images, change: change, expectedCurrent: expectedCurrent,
+                        complete: false)
+    }
+
+    private func addRevision(objectID: String, images: [SectionImage], change: String, expectedCurrent: Int?,
+                             complete: Bool) throws(StoreError) -> Int {
         try Self.checkSectionNames(images)
         return try write("add revision") { db in
             guard let current = try Int.fetchOne(
@@ -24,22 +38,25 @@ extension DepotStore {
             if let expectedCurrent, expectedCurrent != current {
                 throw StoreError.revisionConflict(objectID: objectID, expected: expectedCurrent, current: current)
             }
-            try Self.checkLayout(db, objectID: objectID, images: images)
+            try Self.checkLayout(db, objectID: objectID, images: images, complete: complete)
             let next = current + 1
             try Self.insertNextRevision(db, objectID: objectID, revision: next, current: current,
-                                        images: images, unchanged: expectedCurrent == nil ? [] : unchanged,
-                                        change: change, at: Date())
+                                        images: images, change: change, at: Date())
             try db.execute(sql: "UPDATE objects SET current_revision = ? WHERE id = ?",
                            arguments: [next, objectID])
             return next
         }
     }
 
-    /// The section images of `revision` (nil: the current one), in the order they were given.
-    public func images(objectID: String, revision: Int? = nil) throws(StoreError) -> [SectionImage] {
+    /// The section images of `revision` (nil: the current one), in revision 1's order;
+    /// with `sections`, only those (a name the object does not have is skipped).
+    public func images(objectID: String, revision: Int? = nil, sections: Set<String>? = nil)
+        throws(StoreError) -> [SectionImage]
+    {
         let found: [SectionImage]? = try read("get images") { db in
             guard let wanted = try Self.existingRevision(db, objectID: objectID, revision: revision) else { return nil }
-            let stored = try Self.storedImages(db, objectID: objectID, revision: wanted)
+            var stored = try Self.storedImages(db, objectID: objectID, revision: wanted)
+            if let sections { stored.removeAll { !sections.contains($0.name) } }
             var elf: ELFBlobReader?
             return try stored.map { image in
                 SectionImage(name: image.name, bytes: try Self.bytes(of: image, objectID: objectID, db, elf: &elf))
@@ -91,22 +108,25 @@ extension DepotStore {
         }
     }
 
-    /// Inserts a later revision. A section whose bytes equal the current revision's keeps its
-    /// source (no copy is written); zeros are kept as zeros; anything else becomes a new blob.
+    /// Inserts a later revision: the current revision's sections in its order, with `images`
+    /// in place of those they name. A section not named keeps its source; a named one whose bytes
+    /// equal the current revision's does too (no copy is written); zeros are kept as zeros;
+    /// anything else becomes a new blob.
     static func insertNextRevision(_ db: Database, objectID: String, revision: Int, current: Int,
-                                   images: [SectionImage], unchanged: Set<String>, change: String,
-                                   at time: Date) throws {
+                                   images: [SectionImage], change: String, at time: Date) throws {
         try insertRevisionRow(db, objectID: objectID, revision: revision, change: change, at: time)
-        let previous = Dictionary(try storedImages(db, objectID: objectID, revision: current).map { ($0.name, $0) },
-                                  uniquingKeysWith: { first, _ in first })
+        let given = Dictionary(images.map { ($0.name, $0.bytes) }, uniquingKeysWith: { first, _ in first })
         var elf: ELFBlobReader?
-        for (position, image) in images.enumerated() {
+        for (position, old) in try storedImages(db, objectID: objectID, revision: current).enumerated() {
+            guard let newBytes = given[old.name] else {
+                try insertImage(db, objectID: objectID, revision: revision, position: position, old)
+                continue
+            }
+            let image = SectionImage(name: old.name, bytes: newBytes)
             let source: ImageSource
-            if let old = previous[image.name], old.size == image.bytes.count, unchanged.contains(image.name) {
-                source = old.source
-            } else if image.bytes.allZero {
+            if image.bytes.allZero {
                 source = .zeros
-            } else if let old = previous[image.name], old.size == image.bytes.count, old.source != .zeros,
+            } else if old.size == image.bytes.count, old.source != .zeros,
                       try bytes(of: old, objectID: objectID, db, elf: &elf) == image.bytes {
                 source = old.source
             } else {
@@ -125,7 +145,7 @@ extension DepotStore {
     }
 
     private static func insertBlob(_ db: Database, _ bytes: [UInt8]) throws -> Int64 {
-        try db.execute(sql: "INSERT INTO image_blobs (bytes) VALUES (?)", arguments: [Data(bytes)])
+        try rawExecute(db, "INSERT INTO image_blobs (bytes) VALUES (?)", [.blob(bytes)])
         return db.lastInsertedRowID
     }
 
@@ -188,8 +208,9 @@ extension DepotStore {
         }
     }
 
-    /// Every revision has revision 1's sections with revision 1's sizes.
-    static func checkLayout(_ db: Database, objectID: String, images: [SectionImage]) throws {
+    /// Every revision has revision 1's sections with revision 1's sizes (`complete`: all of them
+    /// given; otherwise the ones given).
+    static func checkLayout(_ db: Database, objectID: String, images: [SectionImage], complete: Bool) throws {
         var expected: [String: Int] = [:]
         var order: [String] = []
         for row in try Row.fetchAll(
@@ -205,7 +226,7 @@ extension DepotStore {
             order.append(name)
         }
         let given = Dictionary(images.map { ($0.name, $0.bytes.count) }, uniquingKeysWith: { first, _ in first })
-        for name in order where given[name] == nil {
+        for name in order where complete && given[name] == nil {
             throw StoreError.missingSection(objectID: objectID, name: name)
         }
         for image in images {

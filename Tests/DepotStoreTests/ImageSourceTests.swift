@@ -144,18 +144,30 @@ import Testing
 }
 
 extension ImageSourceTests {
-    @Test func sectionsTheCallerVouchesForAreSharedWithoutBeingCompared() throws {
+    @Test func aRevisionChangingSomeSectionsKeepsTheOthersWithoutBeingGivenThem() throws {
         let tmp = try TemporaryDatabase()
         let store = try tmp.open()
         let id = try store.putObject(elf: Sample.elf(9), name: "o", images: Sample.images).object.id
-        let second = Sample.images(setting: ".data", byte: 2, to: 0x55)
-        try store.addRevision(objectID: id, images: second, change: "c", expectedCurrent: 1,
-                              unchanged: [".rodata", ".bss"])
+        let data = SectionImage(name: ".data", bytes: [9, 9, 9, 9, 9, 9, 9, 9])
+        #expect(try store.addRevision(objectID: id, changing: [data], change: "c", expectedCurrent: 1) == 2)
         #expect(try store.rowCount("image_blobs") == 3)
-        #expect(try store.images(objectID: id) == second)
-        // Without If-Match the word is not taken (the current revision may have moved): compared.
-        let third = Sample.images(setting: ".rodata", byte: 0, to: 0x41, in: second)
-        try store.addRevision(objectID: id, images: third, change: "d", unchanged: [".rodata"])
-        #expect(try store.images(objectID: id) == third)
+        #expect(try store.images(objectID: id) == [data] + Sample.images.dropFirst())
+        #expect(try store.images(objectID: id, sections: [".rodata", ".nope"]) == [Sample.images[1]])
+
+        // Built from a revision that is no longer current: refused, nothing written.
+        #expect(throws: StoreError.revisionConflict(objectID: id, expected: 1, current: 2)) {
+            try store.addRevision(objectID: id, changing: [data], change: "stale", expectedCurrent: 1)
+        }
+        // A section the object lacks or of the wrong size: refused.
+        #expect(throws: StoreError.unexpectedSection(objectID: id, name: ".nope")) {
+            try store.addRevision(objectID: id, changing: [SectionImage(name: ".nope", bytes: [1])], change: "x",
+                                  expectedCurrent: 2)
+        }
+        #expect(throws: StoreError.sectionSizeMismatch(objectID: id, name: ".data", expected: 8, found: 2)) {
+            try store.addRevision(objectID: id, changing: [SectionImage(name: ".data", bytes: [1, 2])], change: "x",
+                                  expectedCurrent: 2)
+        }
+        #expect(try store.revisions(objectID: id).count == 2)
+        #expect(try store.rowCount("image_blobs") == 3)
     }
 }
