@@ -24,7 +24,9 @@ struct FDArrayLayoutTests {
     @Test("a call's s16 offset bounds the slots: the 32,767th module is refused")
     func overflow() throws {
         var layout = FDArrayLayout<Int>()
-        for k in 1..<Int(Int16.max) { #expect(try layout.index(for: k) == Int16(k)) }
+        var given: [Int16] = []
+        for k in 1..<Int(Int16.max) { given.append(try layout.index(for: k)) }
+        #expect(given == Array(1..<Int16.max))
         #expect(throws: FDArrayLayout<Int>.Overflow.full(count: Int(Int16.max) - 1)) { try layout.index(for: -1) }
         #expect(try layout.index(for: 12) == 12)  // known modules keep their slot
     }
