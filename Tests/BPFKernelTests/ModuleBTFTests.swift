@@ -248,3 +248,40 @@ struct ModuleBTFTests {
         #expect(try obj.read(variable: "mod_result") == [0, 0, 0, 0])
     }
 }
+
+extension ModuleBTFTests {
+    @Test("the kernel reads the fd_array slot of a module kfunc call: a stand-in (user) BTF there is refused as not module BTF")
+    func kernelReadsFDArraySlot() throws {
+        let spec = try ObjectSpec(elf: Fixtures.bytes("module_kfuncs"), name: "module_kfuncs")
+        let fd = try BPFSys.btfLoad(data: SysTestSupport.intBTF(bits: 32))
+        let (m, _) = try Self.module("bpfdepot_mod", objectID: 14, fd: fd, kfuncBParams: nil, counter: false)
+        let error = #expect(throws: LoaderError.self) {
+            try Loader.load(spec, images: [:], options: LoadOptions(), modules: ModuleBTFSession(preopened: [m]))
+        }
+        guard case .verifier(let v)? = error else {
+            Issue.record("expected a verifier rejection, got \(String(describing: error))")
+            return
+        }
+        // The verifier followed the call's off to fd_array[1], opened our fd and checked its kind.
+        #expect(v.log.contains("BTF fd for kfunc is not a module BTF"), "\(v.log)")
+    }
+}
+
+extension ModuleBTFTests {
+    @Test("the kernel reads a module typed ksym's BTF fd from the second half of its ld_imm64")
+    func kernelReadsKsymBTFFD() throws {
+        let spec = try ObjectSpec(elf: Fixtures.bytes("module_kfuncs"), name: "module_kfuncs")
+        // A map fd stands in for the module's BTF fd: the kernel must try to open it as BTF.
+        // (Had the loader left 0 there, vmlinux would be searched: "invalid btf_id" instead.)
+        let notBTF = try BPFSys.mapCreate(type: BPFConstants.MapType.array, keySize: 4, valueSize: 4, maxEntries: 1)
+        let (m, _) = try Self.module("bpfdepot_mod", objectID: 15, fd: notBTF, kfuncA: false, kfuncBParams: nil)
+        let error = #expect(throws: LoaderError.self) {
+            try Loader.load(spec, images: [:], options: LoadOptions(), modules: ModuleBTFSession(preopened: [m]))
+        }
+        guard case .verifier(let v)? = error else {
+            Issue.record("expected a verifier rejection, got \(String(describing: error))")
+            return
+        }
+        #expect(v.log.contains("invalid module BTF object FD specified"), "\(v.log)")
+    }
+}

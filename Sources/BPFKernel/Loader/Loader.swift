@@ -17,13 +17,19 @@ public struct LoadOptions: Sendable {
 public enum Loader {
     public static func load(_ spec: ObjectSpec, images: [String: [UInt8]] = [:],
                             options: LoadOptions = LoadOptions()) throws(LoaderError) -> LoadedObject {
+        try load(spec, images: images, options: options, modules: ModuleBTFSession())
+    }
+
+    /// `modules`: where kfuncs, typed ksyms and attach targets missing from vmlinux are looked
+    /// up (the running kernel's module BTFs, unless a test gives others).
+    static func load(_ spec: ObjectSpec, images: [String: [UInt8]], options: LoadOptions,
+                     modules: ModuleBTFSession) throws(LoaderError) -> LoadedObject {
         var spec = spec
         try applyImages(images, to: &spec)
 
         // Externs: .kconfig values go into its image before the map is created.
         var kconfigImage = spec.dataSections.first { $0.kind == .kconfig }?.image ?? []
         // Module BTFs: opened only for names vmlinux lacks; the ones used stay open for the load.
-        let modules = ModuleBTFSession()
         var resolver = ExternResolver(spec: spec, modules: modules)
         if spec.externs.contains(where: { if case .kconfig = $0.kind { return !$0.name.hasPrefix("LINUX_") } else { return false } }) {
             if let given = options.kernelConfig { resolver.kconfig = given } else { resolver.kconfig = try KernelConfig.running() }
