@@ -72,9 +72,12 @@ public struct SplitBTF: Sendable, BTFTypeLookup {
     public func findOwn(named name: String, kind: BTFKindTag? = nil) -> UInt32? {
         let target = Array(name.utf8)
         guard !target.isEmpty else { return nil }
-        for (i, t) in ownTypes.enumerated() where kind == nil || t.kind.tag == kind {
-            if stringEquals(t.nameOffset, target) { return firstID + UInt32(i) }
+        return ownTypes.withUnsafeBufferPointer { types -> UInt32? in
+            // Name first: comparing a few bytes is cheaper than looking into the kind's payload.
+            for i in types.indices where stringEquals(types[i].nameOffset, target) {
+                if kind == nil || types[i].kind.tag == kind { return firstID + UInt32(i) }
+            }
+            return nil
         }
-        return nil
     }
 }
