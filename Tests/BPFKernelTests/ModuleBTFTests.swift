@@ -42,6 +42,30 @@ struct FDArrayLayoutTests {
         #expect(Loader.attachTypeName("do_unlinkat", expectedAttachType: 24) == ("do_unlinkat", .function))
     }
 
+    @Test("a module's own types are found by name and kind, names in vmlinux strings included; base types are not the module's")
+    func moduleFind() throws {
+        var b = BTFBlobBuilder()
+        let int = b.int("int", size: 4)
+        _ = b.structure("pair", size: 8, members: [("a", int, bitOffset: 0), ("b", int, bitOffset: 32)])
+        let base = try BTF(parsing: b.blob())
+        var s = BTFBlobBuilder(baseTypeCount: UInt32(base.types.count), baseStringLength: UInt32(base.strings.count), leadingNUL: false)
+        let proto = s.functionProto(returns: int, params: [("x", int)])  // [3]
+        _ = s.function("mod_kfunc", proto: proto)                         // [4]
+        _ = s.variable("mod_kfunc_count", type: int)                      // [5]
+        _ = s.raw([1, 12 << 24 | 1, proto])                               // [6] FUNC named by base "int"
+        _ = s.variable("mod_kfunc", type: int)                            // [7] same name, another kind
+        let m = ModuleBTF(objectID: 1, name: "m", btf: try SplitBTF(parsing: s.blob(), base: base))
+        #expect(m.find("mod_kfunc", kind: .function) == 4)
+        #expect(m.find("mod_kfunc", kind: .variable) == 7)
+        #expect(m.find("mod_kfunc_count", kind: .variable) == 5)
+        #expect(m.find("int", kind: .function) == 6)
+        #expect(m.find("int", kind: .int) == nil)        // vmlinux's, not the module's
+        #expect(m.find("pair", kind: .structure) == nil)
+        #expect(m.find("mod_kfun", kind: .function) == nil)
+        #expect(m.find("mod_kfunc_", kind: .function) == nil)
+        #expect(m.find("", kind: .function) == nil)
+    }
+
     @Test("only kernel BTF other than vmlinux is a module")
     func moduleFilter() {
         #expect(KernelBTFObjects.isModule(BTFInfo(id: 7, name: "nf_tables", isKernelBTF: true, size: 100)))
