@@ -88,8 +88,8 @@ struct ExternResolver {
         }
         guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, proto) else {
             if ext.weak { return .unresolvedWeak }
-            let where_ = module.map { " (module '\($0.module.name)')" } ?? ""
-            throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel's\(where_)")
+            let place = module.map { " (module '\($0.module.name)')" } ?? ""
+            throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel.s\(place)")
         }
         guard let module else { return .kfunc(btfID: id) }
         do {
@@ -107,8 +107,8 @@ struct ExternResolver {
             throw .extern(name: ext.name, reason: "kernel variable not found in kernel or module BTF")
         }
         guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, kt) else {
-            let where_ = module.map { " (module '\($0.module.name)')" } ?? ""
-            throw .extern(name: ext.name, reason: "type is incompatible with the kernel's\(where_)")
+            let place = module.map { " (module '\($0.module.name)')" } ?? ""
+            throw .extern(name: ext.name, reason: "type is incompatible with the kernel.s\(place)")
         }
         guard let module else { return .typedKsym(btfID: id) }
         modules.use(module)
