@@ -89,7 +89,7 @@ struct ExternResolver {
         guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, proto) else {
             if ext.weak { return .unresolvedWeak }
             let place = module.map { " (module '\($0.module.name)')" } ?? ""
-            throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel.s\(place)")
+            throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel's\(place)")
         }
         guard let module else { return .kfunc(btfID: id) }
         do {
@@ -108,7 +108,7 @@ struct ExternResolver {
         }
         guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, kt) else {
             let place = module.map { " (module '\($0.module.name)')" } ?? ""
-            throw .extern(name: ext.name, reason: "type is incompatible with the kernel.s\(place)")
+            throw .extern(name: ext.name, reason: "type is incompatible with the kernel's\(place)")
         }
         guard let module else { return .typedKsym(btfID: id) }
         modules.use(module)
