@@ -4,10 +4,12 @@ import Synchronization
 
 /// What an extern turned into on this kernel.
 enum ExternResolution: Sendable, Equatable {
-    /// A kfunc's FUNC id in vmlinux BTF (module kfuncs are not resolved yet).
-    case kfunc(btfID: UInt32)
-    /// A typed ksym's VAR id in vmlinux BTF.
-    case typedKsym(btfID: UInt32)
+    /// A kfunc's FUNC id in vmlinux BTF (`fdArrayIndex` 0, `btfObjectFD` 0) or in a module's BTF
+    /// (`fdArrayIndex` = the module's `fd_array` slot for call `off`, `btfObjectFD` = its BTF fd
+    /// for an `ld_imm64` of the kfunc).
+    case kfunc(btfID: UInt32, fdArrayIndex: Int16 = 0, btfObjectFD: Int32 = 0)
+    /// A typed ksym's VAR id in vmlinux BTF (`btfObjectFD` 0) or a module's (its BTF fd).
+    case typedKsym(btfID: UInt32, btfObjectFD: Int32 = 0)
     /// A typeless ksym's address from /proc/kallsyms.
     case address(UInt64)
     /// Written into the `.kconfig` image.
@@ -17,11 +19,18 @@ enum ExternResolution: Sendable, Equatable {
 }
 
 /// libbpf's `bpf_object__resolve_externs`: kconfig values into the `.kconfig` image, kfuncs and
-/// typed ksyms against vmlinux BTF (with libbpf's compatibility check), typeless ksyms from
-/// kallsyms.
+/// typed ksyms against vmlinux BTF and then module BTFs (with libbpf's compatibility check),
+/// typeless ksyms from kallsyms.
 struct ExternResolver {
     let spec: ObjectSpec
     var kconfig: KernelConfig?
+    /// Module BTFs, opened only if a kfunc or typed ksym is not in vmlinux.
+    let modules: ModuleBTFSession
+
+    init(spec: ObjectSpec, modules: ModuleBTFSession = ModuleBTFSession()) {
+        self.spec = spec
+        self.modules = modules
+    }
 
     func resolve(kconfigImage: inout [UInt8]) throws(LoaderError) -> [ExternResolution] {
         var out: [ExternResolution] = []
@@ -32,29 +41,10 @@ struct ExternResolver {
                 try writeKconfig(ext, offset: Int(offset), size: Int(size), into: &kconfigImage)
                 out.append(.kconfig)
             case .kfunc:
-                let kernel = try KernelBTF.vmlinux()
-                guard let id = kernel.find(ext.essentialName, kind: .function),
-                      case .function(let proto, _)? = kernel.btf.type(id)?.kind else {
-                    if ext.weak { out.append(.unresolvedWeak); continue }
-                    throw .extern(name: ext.name, reason: "kfunc not found in kernel BTF")
-                }
-                guard let local = spec.btf, kernel.isCompatible(local: local, ext.btfTypeID, kernel: proto) else {
-                    if ext.weak { out.append(.unresolvedWeak); continue }
-                    throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel's")
-                }
-                out.append(.kfunc(btfID: id))
+                out.append(try resolveKfunc(ext))
             case .ksym(let typed):
                 if typed {
-                    let kernel = try KernelBTF.vmlinux()
-                    guard let id = kernel.find(ext.essentialName, kind: .variable),
-                          case .variable(let kt, _)? = kernel.btf.type(id)?.kind else {
-                        if ext.weak { out.append(.unresolvedWeak); continue }
-                        throw .extern(name: ext.name, reason: "kernel variable not found in kernel BTF")
-                    }
-                    guard let local = spec.btf, kernel.isCompatible(local: local, ext.btfTypeID, kernel: kt) else {
-                        throw .extern(name: ext.name, reason: "type is incompatible with the kernel's")
-                    }
-                    out.append(.typedKsym(btfID: id))
+                    out.append(try resolveTypedKsym(ext))
                 } else {
                     if kallsyms == nil {
                         let typeless = spec.externs.compactMap { e -> String? in
@@ -73,6 +63,56 @@ struct ExternResolver {
             }
         }
         return out
+    }
+
+    /// libbpf's `find_ksym_btf_id`: vmlinux first; only a name vmlinux lacks is looked up in the
+    /// modules' own types (the first module, in BTF id order, that has it).
+    private func findKernelType(_ ext: ExternSpec, kind: BTFKindTag) throws(LoaderError)
+        -> (kernel: any BTFTypeLookup, id: UInt32, module: OpenModuleBTF?)?
+    {
+        let vmlinux = try KernelBTF.vmlinux()
+        if let id = vmlinux.find(ext.essentialName, kind: kind) { return (vmlinux.btf, id, nil) }
+        do {
+            guard let (m, id) = try modules.find(ext.essentialName, kind: kind) else { return nil }
+            return (m.module.btf, id, m)
+        } catch {
+            throw .extern(name: ext.name, reason: "not in vmlinux BTF, and the module BTFs could not be searched: \(error)")
+        }
+    }
+
+    private func resolveKfunc(_ ext: ExternSpec) throws(LoaderError) -> ExternResolution {
+        guard let (kernel, id, module) = try findKernelType(ext, kind: .function),
+              case .function(let proto, _)? = kernel.type(id)?.kind else {
+            if ext.weak { return .unresolvedWeak }
+            throw .extern(name: ext.name, reason: "kfunc not found in kernel or module BTF")
+        }
+        guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, proto) else {
+            if ext.weak { return .unresolvedWeak }
+            let place = module.map { " (module '\($0.module.name)')" } ?? ""
+            throw .extern(name: ext.name, reason: "kfunc prototype is incompatible with the kernel's\(place)")
+        }
+        guard let module else { return .kfunc(btfID: id) }
+        do {
+            let index = try modules.fdArrayIndex(for: module)
+            return .kfunc(btfID: id, fdArrayIndex: index, btfObjectFD: module.fd.rawValue)
+        } catch {
+            throw .extern(name: ext.name, reason: "module BTF index too big for a call's offset: kfuncs of more than \(Int16.max - 1) modules")
+        }
+    }
+
+    private func resolveTypedKsym(_ ext: ExternSpec) throws(LoaderError) -> ExternResolution {
+        guard let (kernel, id, module) = try findKernelType(ext, kind: .variable),
+              case .variable(let kt, _)? = kernel.type(id)?.kind else {
+            if ext.weak { return .unresolvedWeak }
+            throw .extern(name: ext.name, reason: "kernel variable not found in kernel or module BTF")
+        }
+        guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, kt) else {
+            let place = module.map { " (module '\($0.module.name)')" } ?? ""
+            throw .extern(name: ext.name, reason: "type is incompatible with the kernel's\(place)")
+        }
+        guard let module else { return .typedKsym(btfID: id) }
+        modules.use(module)
+        return .typedKsym(btfID: id, btfObjectFD: module.fd.rawValue)
     }
 
     private func writeKconfig(_ ext: ExternSpec, offset: Int, size: Int, into image: inout [UInt8]) throws(LoaderError) {

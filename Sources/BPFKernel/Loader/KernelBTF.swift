@@ -70,15 +70,22 @@ public final class KernelBTF: Sendable {
         }
     }
 
+    /// libbpf's `bpf_core_types_are_compat` against vmlinux BTF.
+    public func isCompatible(local: BTF, _ localID: UInt32, kernel kernelID: UInt32) -> Bool {
+        KernelBTF.isCompatible(local: local, localID, kernel: btf, kernelID)
+    }
+
     /// libbpf's `bpf_core_types_are_compat`: the local and kernel types have the same shape after
     /// modifiers and typedefs (ints are compatible with ints, pointers recurse, prototypes match
-    /// in arity and in every parameter and the return type).
-    public func isCompatible(local: BTF, _ localID: UInt32, kernel kernelID: UInt32, depth: Int = 0) -> Bool {
+    /// in arity and in every parameter and the return type). `kernel` is vmlinux BTF or a
+    /// module's split BTF over it.
+    public static func isCompatible(local: BTF, _ localID: UInt32, kernel: some BTFTypeLookup, _ kernelID: UInt32,
+                                    depth: Int = 0) -> Bool {
         guard depth < 32,
               let l = try? local.skipModifiersAndTypedefs(localID),
-              let k = try? btf.skipModifiersAndTypedefs(kernelID) else { return false }
+              let k = try? kernel.skipModifiersAndTypedefs(kernelID) else { return false }
         if l == 0 || k == 0 { return l == k }
-        guard let lt = local.type(l), let kt = btf.type(k) else { return false }
+        guard let lt = local.type(l), let kt = kernel.type(k) else { return false }
         let lTag = lt.kind.tag, kTag = kt.kind.tag
         let enums: Set<BTFKindTag> = [.enumeration, .enum64]
         if enums.contains(lTag) && enums.contains(kTag) { return true }
@@ -87,12 +94,12 @@ public final class KernelBTF: Sendable {
         case (.int(_, _, let lo, _), .int(_, _, let ko, _)):
             return lo == 0 && ko == 0
         case (.pointer(let lp), .pointer(let kp)):
-            return isCompatible(local: local, lp, kernel: kp, depth: depth + 1)
+            return isCompatible(local: local, lp, kernel: kernel, kp, depth: depth + 1)
         case (.array(let le, _, _), .array(let ke, _, _)):
-            return isCompatible(local: local, le, kernel: ke, depth: depth + 1)
+            return isCompatible(local: local, le, kernel: kernel, ke, depth: depth + 1)
         case (.functionProto(let lr, let lps), .functionProto(let kr, let kps)):
-            guard lps.count == kps.count, isCompatible(local: local, lr, kernel: kr, depth: depth + 1) else { return false }
-            return zip(lps, kps).allSatisfy { isCompatible(local: local, $0.type, kernel: $1.type, depth: depth + 1) }
+            guard lps.count == kps.count, isCompatible(local: local, lr, kernel: kernel, kr, depth: depth + 1) else { return false }
+            return zip(lps, kps).allSatisfy { isCompatible(local: local, $0.type, kernel: kernel, $1.type, depth: depth + 1) }
         default:
             return true
         }

@@ -28,6 +28,8 @@ public final class LoadedObject: Sendable {
     /// The bpffs directory this load is pinned under, if any.
     public let pinDirectory: String?
     let btfFD: BPFFD?
+    /// BTF of the kernel modules whose kfuncs, variables or functions the programs refer to.
+    let moduleBTFFDs: [BPFFD]
     private let state = LiveState()
     /// `spec.variables` by name (the first of a name, as `ObjectSpec.variable(named:)`): a live
     /// read of all 1,000 variables of an object was O(n²) in linear lookups.
@@ -37,13 +39,14 @@ public final class LoadedObject: Sendable {
     private let variableLocations: [(map: Int, offset: Int)?]
 
     init(spec: ObjectSpec, maps: [LoadedMap], programs: [LoadedProgram], arenaDataOffset: UInt64,
-         pinDirectory: String?, btfFD: BPFFD?) {
+         pinDirectory: String?, btfFD: BPFFD?, moduleBTFFDs: [BPFFD] = []) {
         self.spec = spec
         self.maps = maps
         self.programs = programs
         self.arenaDataOffset = arenaDataOffset
         self.pinDirectory = pinDirectory
         self.btfFD = btfFD
+        self.moduleBTFFDs = moduleBTFFDs
         var index: [String: Int] = [:]
         index.reserveCapacity(spec.variables.count)
         for (i, v) in spec.variables.enumerated() where index[v.name] == nil { index[v.name] = i }
@@ -215,6 +218,7 @@ public final class LoadedObject: Sendable {
                 m.fd.close()
             }
             btfFD?.close()
+            for fd in moduleBTFFDs { fd.close() }
         }
     }
 

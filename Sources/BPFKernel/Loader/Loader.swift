@@ -17,12 +17,20 @@ public struct LoadOptions: Sendable {
 public enum Loader {
     public static func load(_ spec: ObjectSpec, images: [String: [UInt8]] = [:],
                             options: LoadOptions = LoadOptions()) throws(LoaderError) -> LoadedObject {
+        try load(spec, images: images, options: options, modules: ModuleBTFSession())
+    }
+
+    /// `modules`: where kfuncs, typed ksyms and attach targets missing from vmlinux are looked
+    /// up (the running kernel's module BTFs, unless a test gives others).
+    static func load(_ spec: ObjectSpec, images: [String: [UInt8]], options: LoadOptions,
+                     modules: ModuleBTFSession) throws(LoaderError) -> LoadedObject {
         var spec = spec
         try applyImages(images, to: &spec)
 
         // Externs: .kconfig values go into its image before the map is created.
         var kconfigImage = spec.dataSections.first { $0.kind == .kconfig }?.image ?? []
-        var resolver = ExternResolver(spec: spec)
+        // Module BTFs: opened only for names vmlinux lacks; the ones used stay open for the load.
+        var resolver = ExternResolver(spec: spec, modules: modules)
         if spec.externs.contains(where: { if case .kconfig = $0.kind { return !$0.name.hasPrefix("LINUX_") } else { return false } }) {
             if let given = options.kernelConfig { resolver.kconfig = given } else { resolver.kconfig = try KernelConfig.running() }
         }
@@ -54,7 +62,7 @@ public enum Loader {
             arenaDataOffset: arenaDataOffset)
         var programs: [LoadedProgram] = []
         for (i, p) in spec.programs.enumerated() where !p.isSubprogram && p.autoload {
-            let fd = try loadProgram(i, spec: spec, context: context, btfFD: btfFD)
+            let fd = try loadProgram(i, spec: spec, context: context, btfFD: btfFD, modules: modules)
             let id = (try? BPFSys.objGetInfoByFD(programFD: fd).id) ?? 0
             programs.append(LoadedProgram(name: p.name, fd: fd, id: id))
             if FeatureProbes.progBindMap() {
@@ -76,7 +84,7 @@ public enum Loader {
             }
         }
         return LoadedObject(spec: spec, maps: loadedMaps, programs: programs, arenaDataOffset: arenaDataOffset,
-                            pinDirectory: options.pinDirectory, btfFD: btfFD)
+                            pinDirectory: options.pinDirectory, btfFD: btfFD, moduleBTFFDs: modules.finish())
     }
 
     /// Replaces section images (patched revisions); each must keep its section's size.
@@ -212,7 +220,8 @@ public enum Loader {
         }
     }
 
-    private static func loadProgram(_ index: Int, spec: ObjectSpec, context: LinkContext, btfFD: BPFFD?) throws(LoaderError) -> BPFFD {
+    private static func loadProgram(_ index: Int, spec: ObjectSpec, context: LinkContext, btfFD: BPFFD?,
+                                    modules: ModuleBTFSession) throws(LoaderError) -> BPFFD {
         let p = spec.programs[index]
         guard p.hasKnownSection else { throw .unknownProgramSection(program: p.name, section: p.sectionName) }
         let linked = try ProgramLinker.link(index, spec: spec, context: context)
@@ -221,7 +230,13 @@ public enum Loader {
         request.expectedAttachType = p.expectedAttachType.rawValue
         request.kernelVersion = spec.kernelVersion ?? KernelVersion.code
         request.flags = p.flags
-        if p.needsAttachBTF { request.attachBTFID = try attachTarget(p) }
+        if p.needsAttachBTF {
+            let (id, module) = try attachTarget(p, modules: modules)
+            request.attachBTFID = id
+            request.attachBTFObjectFD = module?.fd
+        }
+        // libbpf passes the object's fd_array (module kfunc BTFs) to every program.
+        request.fdArray = modules.fdArray
         if let btfFD {
             request.btfFD = btfFD
             if !linked.funcInfo.isEmpty {
@@ -256,25 +271,57 @@ public enum Loader {
         }
     }
 
-    /// libbpf's attach-target lookup in vmlinux BTF, by attach type.
-    private static func attachTarget(_ p: ProgramSpec) throws(LoaderError) -> UInt32 {
+    /// libbpf's attach-target lookup (`find_kernel_btf_id`), by attach type: `func` is looked up
+    /// in vmlinux BTF and then in the modules' own types; `module:func` only in that module
+    /// (its BTF searched as libbpf does, vmlinux part first). Returns the BTF id and, for a
+    /// module, its BTF (for `attach_btf_obj_fd`).
+    static func attachTarget(_ p: ProgramSpec, modules: ModuleBTFSession) throws(LoaderError) -> (UInt32, OpenModuleBTF?) {
         guard let target = p.attachTarget, !target.isEmpty else {
             throw .attachTarget(program: p.name, reason: "section '\(p.sectionName)' names no BTF attach target")
         }
-        guard !target.contains(":") else {
-            throw .attachTarget(program: p.name, reason: "module targets ('\(target)') are not supported yet")
+        let (moduleName, function) = splitAttachTarget(target)
+        guard !function.isEmpty, moduleName.map({ !$0.isEmpty }) ?? true else {
+            throw .attachTarget(program: p.name, reason: "'\(target)' is not 'function' or 'module:function'")
         }
         let kernel = try KernelBTF.vmlinux()
-        let (name, kind): (String, BPFObject.BTFKindTag)
-        switch p.expectedAttachType.rawValue {
-        case 23: (name, kind) = ("btf_trace_\(target)", .typedef)   // BPF_TRACE_RAW_TP
-        case 27, 43: (name, kind) = ("bpf_lsm_\(target)", .function) // BPF_LSM_MAC, BPF_LSM_CGROUP
-        case 28: (name, kind) = ("bpf_iter_\(target)", .function)   // BPF_TRACE_ITER
-        default: (name, kind) = (target, .function)
+        let (name, kind) = attachTypeName(function, expectedAttachType: p.expectedAttachType.rawValue)
+        if moduleName == nil, let id = kernel.find(name, kind: kind) { return (id, nil) }
+        let list: [OpenModuleBTF]
+        do { list = try modules.modules() } catch {
+            throw .attachTarget(program: p.name, reason: "'\(name)' is not in vmlinux BTF, and the module BTFs could not be searched: \(error)")
         }
-        guard let id = kernel.find(name, kind: kind) else {
-            throw .attachTarget(program: p.name, reason: "'\(name)' not found in kernel BTF")
+        for m in list {
+            if let moduleName {
+                guard m.module.name == moduleName else { continue }
+                // libbpf searches the whole split BTF here: its vmlinux part, then the module's.
+                guard let id = kernel.find(name, kind: kind) ?? m.module.find(name, kind: kind) else { continue }
+                modules.use(m)
+                return (id, m)
+            }
+            if let id = m.module.find(name, kind: kind) {
+                modules.use(m)
+                return (id, m)
+            }
         }
-        return id
+        if let moduleName, !list.contains(where: { $0.module.name == moduleName }) {
+            throw .attachTarget(program: p.name, reason: "no module named '\(moduleName)' with BTF is loaded")
+        }
+        throw .attachTarget(program: p.name, reason: "'\(name)' not found in kernel BTF" + (moduleName.map { " of module '\($0)'" } ?? " or module BTFs"))
+    }
+
+    /// `"mod:func"` → ("mod", "func"); `"func"` → (nil, "func"). The first ':' splits.
+    static func splitAttachTarget(_ target: String) -> (module: String?, function: String) {
+        guard let colon = target.firstIndex(of: ":") else { return (nil, target) }
+        return (String(target[..<colon]), String(target[target.index(after: colon)...]))
+    }
+
+    /// The BTF name and kind an attach target is looked up as.
+    static func attachTypeName(_ function: String, expectedAttachType: UInt32) -> (String, BPFObject.BTFKindTag) {
+        switch expectedAttachType {
+        case 23: return ("btf_trace_\(function)", .typedef)   // BPF_TRACE_RAW_TP
+        case 27, 43: return ("bpf_lsm_\(function)", .function) // BPF_LSM_MAC, BPF_LSM_CGROUP
+        case 28: return ("bpf_iter_\(function)", .function)   // BPF_TRACE_ITER
+        default: return (function, .function)
+        }
     }
 }

@@ -137,10 +137,10 @@ enum ProgramLinker {
         case .externCall(let e):
             guard e < context.externs.count else { throw .relocation(program: program, reason: "extern #\(e) unknown") }
             switch context.externs[e] {
-            case .kfunc(let id):
+            case .kfunc(let id, let fdArrayIndex, _):
                 insns[i].src = 2  // BPF_PSEUDO_KFUNC_CALL
                 insns[i].immediate = Int32(bitPattern: id)
-                insns[i].offset = 0  // vmlinux
+                insns[i].offset = fdArrayIndex  // 0: vmlinux; else the module's fd_array slot
             case .unresolvedWeak:
                 // libbpf's poison: the verifier only complains if the call is reachable.
                 insns[i].src = 0
@@ -160,10 +160,10 @@ enum ProgramLinker {
                 insns[i].src = 2
                 insns[i].immediate = fd
                 insns[i + 1].immediate = Int32(bitPattern: offset)
-            case .typedKsym(let id), .kfunc(let id):
+            case .typedKsym(let id, let btfObjectFD), .kfunc(let id, _, let btfObjectFD):
                 insns[i].src = 3  // BPF_PSEUDO_BTF_ID
                 insns[i].immediate = Int32(bitPattern: id)
-                insns[i + 1].immediate = 0
+                insns[i + 1].immediate = btfObjectFD  // 0: vmlinux; else the module's BTF fd
             case .address(let addr):
                 insns[i].src = 0
                 insns[i].immediate = Int32(truncatingIfNeeded: addr)

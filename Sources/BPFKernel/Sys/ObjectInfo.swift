@@ -39,7 +39,7 @@ private enum ProgramInfoLayout {
 
 /// Offsets in `struct bpf_btf_info`.
 private enum BTFInfoLayout {
-    static let btf = 0  // u64 pointer, unused
+    static let btf = 0  // u64 pointer (the raw blob, for `btfData`)
     static let btfSize = 8
     static let id = 12
     static let name = 16  // u64 pointer
@@ -142,6 +142,26 @@ extension BPFSys {
                 isKernelBTF: (info.load(BTFInfoLayout.kernelBTF) as UInt32) != 0,
                 size: info.load(BTFInfoLayout.btfSize))
         }
+    }
+
+    /// The raw blob of a BTF object (header, types, strings): what user space loaded, or for
+    /// kernel BTF vmlinux's blob or a module's split blob. The kernel copies at most `btf_size`
+    /// bytes and reports the real size, so a short buffer is retried at that size.
+    public static func btfData(fd: BPFFD) throws(BPFError) -> [UInt8] {
+        var capacity = Int(try objGetInfoByFD(btfFD: fd).size)
+        for _ in 0..<3 {
+            let memory = AttrMemory()
+            defer { memory.release() }
+            let info = memory.zeroed(count: BTFInfoLayout.size)
+            let data = memory.zeroed(count: capacity)
+            info.storeBytes(of: UInt64(UInt(bitPattern: data.baseAddress)), toByteOffset: BTFInfoLayout.btf, as: UInt64.self)
+            info.storeBytes(of: UInt32(capacity), toByteOffset: BTFInfoLayout.btfSize, as: UInt32.self)
+            try getInfo(fd: fd, into: info, memory: memory, what: "btf data")
+            let size = Int(info.load(BTFInfoLayout.btfSize) as UInt32)
+            if size <= capacity { return Array(data[0..<size]) }
+            capacity = size
+        }
+        throw .invalidArgument("btf object of fd \(fd.rawValue) kept changing size while being read")
     }
 
     private static func getInfo(

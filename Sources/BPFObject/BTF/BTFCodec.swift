@@ -2,6 +2,22 @@ extension BTF {
     /// Parses a `.BTF` blob. Every offset, count and type reference is checked; anything wrong
     /// is a `BTFError`, never a trap.
     public init(parsing bytes: [UInt8]) throws(BTFError) {
+        let (types, strings) = try BTF.decode(bytes, base: nil)
+        self.init(types: types, strings: strings)
+        try validateReferences()
+    }
+
+    /// The sizes a split blob continues from: its first type id is `typeCount` and its string
+    /// offsets start at `stringLength` (both of the base BTF).
+    struct SplitBase {
+        let typeCount: Int
+        let stringLength: Int
+    }
+
+    /// Decodes header, string section and types. Without `base`, `types[0]` is `void` and ids
+    /// index `types`; with `base` (split BTF), `types` holds only the blob's own types, the first
+    /// being id `base.typeCount`, and name offsets below `base.stringLength` name base strings.
+    static func decode(_ bytes: [UInt8], base: SplitBase?) throws(BTFError) -> (types: [BTFType], strings: [UInt8]) {
         let r = ByteReader(bytes)
         func need(_ what: String, _ off: Int, _ len: Int) throws(BTFError) {
             do { try r.check(off, len) } catch {
@@ -24,29 +40,37 @@ extension BTF {
         let typeOff = Int(u32(8)), typeLen = Int(u32(12)), strOff = Int(u32(16)), strLen = Int(u32(20))
         try need("type section", hdrLen + typeOff, typeLen)
         try need("string section", hdrLen + strOff, strLen)
-        guard strLen > 0, bytes[hdrLen + strOff] == 0 else {
-            throw .badHeader(reason: "string section must start with an empty string")
+        // A split blob may have no strings of its own; a base one starts with the empty name.
+        if base == nil {
+            guard strLen > 0, bytes[hdrLen + strOff] == 0 else {
+                throw .badHeader(reason: "string section must start with an empty string")
+            }
         }
-        guard bytes[hdrLen + strOff + strLen - 1] == 0 else {
+        guard strLen == 0 || bytes[hdrLen + strOff + strLen - 1] == 0 else {
             throw .badHeader(reason: "string section is not NUL-terminated")
         }
         let strings = Array(bytes[(hdrLen + strOff)..<(hdrLen + strOff + strLen)])
-        var types: [BTFType] = [BTFType(nameOffset: 0, kind: .void)]
+        // Name offsets are valid below this (base strings, then the blob's own).
+        let stringLimit = (base?.stringLength ?? 0) + strings.count
+        // Id of types[0]: void for a base blob, the first own type for a split one.
+        let firstID = base?.typeCount ?? 0
+        var types: [BTFType] = base == nil ? [BTFType(nameOffset: 0, kind: .void)] : []
         var o = hdrLen + typeOff
         let end = o + typeLen
         func word(_ at: Int) throws(BTFError) -> UInt32 {
             guard at + 4 <= end else {
-                throw .truncated(what: "type [\(types.count)]", offset: at, needed: 4, available: end - at)
+                throw .truncated(what: "type [\(firstID + types.count)]", offset: at, needed: 4, available: end - at)
             }
             return u32(at)
         }
         while o < end {
-            let id = UInt32(types.count)
+            guard firstID + types.count <= Int(UInt32.max) else { throw .badHeader(reason: "more than 2^32 types") }
+            let id = UInt32(firstID + types.count)
             let nameOff = try word(o)
             let info = try word(o + 4)
             let sizeOrType = try word(o + 8)
             o += 12
-            guard Int(nameOff) < strings.count else { throw .badString(offset: nameOff) }
+            guard Int(nameOff) < stringLimit else { throw .badString(offset: nameOff) }
             let vlen = Int(info & 0xffff)
             let kindRaw = UInt8((info >> 24) & 0x1f)
             let kflag = info & 0x8000_0000 != 0
@@ -72,7 +96,7 @@ extension BTF {
                 members.reserveCapacity(min(vlen, (end - o) / 12 + 1))
                 for _ in 0..<vlen {
                     let n = try word(o), t = try word(o + 4), off = try word(o + 8); o += 12
-                    guard Int(n) < strings.count else { throw .badString(offset: n) }
+                    guard Int(n) < stringLimit else { throw .badString(offset: n) }
                     members.append(BTFMember(nameOffset: n, type: t, offset: off))
                 }
                 kind = tag == .structure
@@ -83,7 +107,7 @@ extension BTF {
                 values.reserveCapacity(min(vlen, (end - o) / 8 + 1))
                 for _ in 0..<vlen {
                     let n = try word(o), v = try word(o + 4); o += 8
-                    guard Int(n) < strings.count else { throw .badString(offset: n) }
+                    guard Int(n) < stringLimit else { throw .badString(offset: n) }
                     values.append(BTFEnumValue(nameOffset: n, value: kflag ? Int64(Int32(bitPattern: v)) : Int64(v)))
                 }
                 kind = .enumeration(size: sizeOrType, signed: kflag, values: values)
@@ -92,7 +116,7 @@ extension BTF {
                 values.reserveCapacity(min(vlen, (end - o) / 12 + 1))
                 for _ in 0..<vlen {
                     let n = try word(o), lo = try word(o + 4), hi = try word(o + 8); o += 12
-                    guard Int(n) < strings.count else { throw .badString(offset: n) }
+                    guard Int(n) < stringLimit else { throw .badString(offset: n) }
                     values.append(BTFEnumValue(nameOffset: n, value: Int64(bitPattern: UInt64(hi) << 32 | UInt64(lo))))
                 }
                 kind = .enum64(size: sizeOrType, signed: kflag, values: values)
@@ -108,7 +132,7 @@ extension BTF {
                 params.reserveCapacity(min(vlen, (end - o) / 8 + 1))
                 for _ in 0..<vlen {
                     let n = try word(o), t = try word(o + 4); o += 8
-                    guard Int(n) < strings.count else { throw .badString(offset: n) }
+                    guard Int(n) < stringLimit else { throw .badString(offset: n) }
                     params.append(BTFParam(nameOffset: n, type: t))
                 }
                 kind = .functionProto(returns: sizeOrType, params: params)
@@ -130,15 +154,21 @@ extension BTF {
             }
             types.append(BTFType(nameOffset: nameOff, kind: kind))
         }
-        self.init(types: types, strings: strings)
-        try validateReferences()
+        return (types, strings)
     }
 
     /// Every type id a type names must exist. (Cycles are caught where chains are walked.)
     func validateReferences() throws(BTFError) {
-        let count = UInt32(types.count)
-        func ok(_ t: UInt32, _ id: Int) throws(BTFError) {
-            guard t < count else { throw .badType(id: UInt32(id), reason: "refers to type [\(t)], only \(count - 1) exist") }
+        try BTF.validateReferences(types, firstID: 0)
+    }
+
+    /// `types[i]` is id `firstID + i`; every id named must be below `firstID + types.count`.
+    static func validateReferences(_ types: [BTFType], firstID: Int) throws(BTFError) {
+        let count = UInt32(clamping: firstID + types.count)
+        func ok(_ t: UInt32, _ index: Int) throws(BTFError) {
+            guard t < count else {
+                throw .badType(id: UInt32(clamping: firstID + index), reason: "refers to type [\(t)], only \(count - 1) exist")
+            }
         }
         for (id, t) in types.enumerated() {
             switch t.kind {

@@ -1,6 +1,9 @@
 extension BTF {
     /// libbpf's limit on how many typedef/modifier/array links a size or name walk follows.
     static let maxResolveDepth = 32
+}
+
+extension BTFTypeLookup {
 
     /// Follows typedefs and CV/restrict/type-tag modifiers to the underlying type id.
     public func skipModifiersAndTypedefs(_ id: UInt32) throws(BTFError) -> UInt32 {
@@ -29,7 +32,9 @@ extension BTF {
         }
         throw .typeLoop(id: id)
     }
+}
 
+extension BTF {
     /// Size in bytes of a type, as `btf__resolve_size` computes it.
     public func resolveSize(_ id: UInt32) throws(BTFError) -> UInt64 {
         var cur = id
