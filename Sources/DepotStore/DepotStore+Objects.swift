@@ -38,10 +38,10 @@ extension DepotStore {
             // Someone may have stored the same bytes between the read and the lock.
             if let existing = try Self.fetchObject(db, id: id) { return (existing, false) }
             let now = Date()
-            try Self.rawExecute(db, """
-                INSERT INTO objects (id, name, size, elf, created_at, current_revision)
-                VALUES (?, ?, ?, ?, ?, 1)
-                """, [.text(id), .text(name), .int(Int64(elf.count)), .blob(elf), .text(StoreTime.text(now))])
+            try db.execute(
+                sql: "INSERT INTO objects (id, name, size, created_at, current_revision) VALUES (?, ?, ?, ?, 1)",
+                arguments: [id, name, elf.count, StoreTime.text(now)])
+            try Self.rawExecute(db, "INSERT INTO object_elves (object_id, elf) VALUES (?, ?)", [.text(id), .blob(elf)])
             try Self.insertFirstRevision(db, objectID: id, elf: elf, images: images, elfOffsets: elfOffsets, at: now)
             guard let object = try Self.fetchObject(db, id: id) else {
                 throw StoreError.objectNotFound(id: id)
@@ -59,7 +59,7 @@ extension DepotStore {
     /// The ELF bytes exactly as uploaded.
     public func elf(objectID: String) throws(StoreError) -> [UInt8] {
         let data = try read("get elf") { db in
-            try Data.fetchOne(db, sql: "SELECT elf FROM objects WHERE id = ?", arguments: [objectID])
+            try Data.fetchOne(db, sql: "SELECT elf FROM object_elves WHERE object_id = ?", arguments: [objectID])
         }
         guard let data else { throw .objectNotFound(id: objectID) }
         return [UInt8](data)

@@ -132,9 +132,10 @@ CREATE TABLE load_exports (
 --
 -- Existing rows are carried over as blobs, one per old row (their bytes as they were).
 --
--- objects is rebuilt with the ELF as its last column: SQLite reads a row's columns in order, so
--- every read of current_revision or created_at (placed after the ELF) walked the whole chain of
--- overflow pages of a 16 MiB ELF, 4,096 page reads per lookup.
+-- The ELF moves out of objects into object_elves: SQLite reads a row's columns in order and
+-- rewrites the whole row on UPDATE, so with the ELF in the row every read of current_revision
+-- (placed after it) and every new revision (UPDATE of current_revision) walked the whole chain
+-- of a 16 MiB ELF's overflow pages: 4,096 page reads each.
 
 CREATE TABLE image_blobs (
     id    INTEGER PRIMARY KEY,
@@ -203,13 +204,21 @@ CREATE TABLE objects_rebuilt (
     size             INTEGER NOT NULL CHECK (size > 0),
     created_at       TEXT    NOT NULL,
     current_revision INTEGER NOT NULL CHECK (current_revision >= 1),
-    elf              BLOB    NOT NULL CHECK (length(elf) = size),
     FOREIGN KEY (id, current_revision) REFERENCES revisions (object_id, revision)
         DEFERRABLE INITIALLY DEFERRED
 );
 
-INSERT INTO objects_rebuilt (id, name, size, created_at, current_revision, elf)
-SELECT id, name, size, created_at, current_revision, elf FROM objects;
+-- The bytes as uploaded, one row per object (a rowid table: the store reads sections of it
+-- with incremental blob I/O).
+CREATE TABLE object_elves (
+    object_id TEXT NOT NULL UNIQUE REFERENCES objects (id) ON DELETE CASCADE,
+    elf       BLOB NOT NULL
+);
+
+INSERT INTO objects_rebuilt (id, name, size, created_at, current_revision)
+SELECT id, name, size, created_at, current_revision FROM objects;
+
+INSERT INTO object_elves (object_id, elf) SELECT id, elf FROM objects;
 
 -- Its triggers go with it and are made again below; section_images_source_fits reads objects,
 -- so it is made after the rename too.
@@ -223,9 +232,21 @@ BEGIN
     SELECT RAISE(ABORT, 'object has a load in state loaded: unload it first');
 END;
 
-CREATE TRIGGER objects_content_immutable BEFORE UPDATE OF id, elf, size ON objects
+CREATE TRIGGER objects_content_immutable BEFORE UPDATE OF id, size ON objects
 BEGIN
     SELECT RAISE(ABORT, 'object bytes are immutable: new bytes are a new object');
+END;
+
+CREATE TRIGGER object_elves_immutable BEFORE UPDATE ON object_elves
+BEGIN
+    SELECT RAISE(ABORT, 'object bytes are immutable: new bytes are a new object');
+END;
+
+-- What objects.elf's CHECK (length(elf) = size) said.
+CREATE TRIGGER object_elves_size BEFORE INSERT ON object_elves
+WHEN length(NEW.elf) IS NOT (SELECT size FROM objects WHERE id = NEW.object_id)
+BEGIN
+    SELECT RAISE(ABORT, 'an object''s elf must be as long as its size says');
 END;
 
 CREATE TRIGGER objects_revision_forward BEFORE UPDATE OF current_revision ON objects

@@ -27,7 +27,8 @@ struct ELFBlobReader {
     private let objectID: String
 
     init(_ db: Database, objectID: String) throws {
-        guard let rowID = try Int64.fetchOne(db, sql: "SELECT rowid FROM objects WHERE id = ?", arguments: [objectID])
+        guard let rowID = try Int64.fetchOne(db, sql: "SELECT rowid FROM object_elves WHERE object_id = ?",
+                                             arguments: [objectID])
         else { throw StoreError.objectNotFound(id: objectID) }
         self.db = db
         self.rowID = rowID
@@ -40,7 +41,7 @@ struct ELFBlobReader {
             throw StoreError.database(operation: "read image", code: -1, message: "the database connection is closed")
         }
         var handle: OpaquePointer?
-        var rc = sqlite3_blob_open(connection, "main", "objects", "elf", rowID, 0, &handle)
+        var rc = sqlite3_blob_open(connection, "main", "object_elves", "elf", rowID, 0, &handle)
         defer { if let handle { sqlite3_blob_close(handle) } }
         guard rc == SQLITE_OK, let handle else {
             throw StoreError.database(operation: "read image", code: rc,

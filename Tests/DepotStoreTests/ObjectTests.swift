@@ -133,7 +133,11 @@ import Testing
         let tmp = try TemporaryDatabase()
         let store = try tmp.open()
         let id = try store.putObject(elf: Sample.elf(4), name: "x", images: Sample.images).object.id
-        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET elf = x'00' , size = 1 WHERE id = '\(id)'") }
+        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET size = 1 WHERE id = '\(id)'") }
+        #expect(throws: StoreError.self) { try store.executeRaw("UPDATE object_elves SET elf = x'00' WHERE object_id = '\(id)'") }
+        #expect(throws: StoreError.self) {
+            try store.executeRaw("INSERT INTO object_elves (object_id, elf) VALUES ('\(id)', x'00')")
+        }
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE section_images SET size = 1") }
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE image_blobs SET bytes = x'00'") }
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET current_revision = 1 WHERE id = '\(id)'") }

@@ -56,7 +56,7 @@ extension DepotStore {
     /// Rows of every table, to show a failed call wrote nothing.
     func counts() throws -> [String: Int] {
         var out: [String: Int] = [:]
-        for table in ["objects", "revisions", "section_images", "image_blobs", "loads", "schema_migrations"] {
+        for table in ["objects", "object_elves", "revisions", "section_images", "image_blobs", "loads", "schema_migrations"] {
             out[table] = try rowCount(table)
         }
         return out
