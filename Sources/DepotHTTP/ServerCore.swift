@@ -102,6 +102,14 @@ final class ServerCore: Sendable {
             exchange.phase = .answered
             return queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed))
 
+        case .ready(let response):
+            if size > 0 {
+                uploadSize.pointee = 0
+                return .YES
+            }
+            exchange.phase = .answered
+            return queue(response, exchange, on: connection)
+
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
                 return .YES  // not resumed by us; nothing to answer yet
@@ -137,6 +145,11 @@ final class ServerCore: Sendable {
         } else if rateLimiter.isEnabled, !rateLimiter.allow(RateLimiter.client(of: remote)) {
             verdict = .rateLimited(rate: Int(rateLimiter.rate))
             exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if !hasBody, exchange.trace.method == .GET,
+                  let (response, route) = dispatcher.fastAnswer(target: exchange.rawTarget, headers: headers) {
+            exchange.trace.route = route
+            exchange.phase = .ready(response)
+            return .YES
         } else if var request = HTTPRequest(
             method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
             remoteAddress: remote, id: exchange.trace.id)
