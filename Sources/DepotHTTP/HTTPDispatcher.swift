@@ -69,11 +69,13 @@ public struct HTTPDispatcher: Sendable {
     /// comes before routing and announces no body: its answer and the route's pattern, or nil
     /// to admit the request the ordinary way. Neither a bearer token (GET does not need one) nor
     /// the body limit can refuse such a request, so the route's handler is what would answer it.
-    func fastAnswer(target: String, headers: HTTPHeaders) -> (HTTPResponse, route: String)? {
-        guard let segments = RequestTarget.segments(RequestTarget.split(target).path),
+    /// `path` is the target's path, for the access line.
+    func fastAnswer(target: String, headers: HTTPHeaders) -> (HTTPResponse, route: String, path: String)? {
+        let path = RequestTarget.split(target).path
+        guard let segments = RequestTarget.segments(path),
               let (fast, parameters, pattern) = router.fastPath(segments: segments),
               let response = fast(parameters, headers) else { return nil }
-        return (response, pattern)
+        return (response, pattern, path.endIndex == target.endIndex ? target : String(path))
     }
 
     /// The route label of a request refused before routing (shutting down, over a limit).

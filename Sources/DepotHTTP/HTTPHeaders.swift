@@ -55,6 +55,8 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// ASCII case-insensitive comparison without allocating lowercased copies.
     static func same(_ a: String, _ b: String) -> Bool {
+        // Most names compared differ in length (O(1) for native strings): no byte is read.
+        guard a.utf8.count == b.utf8.count else { return false }
         var i = a.utf8.makeIterator()
         var j = b.utf8.makeIterator()
         while true {

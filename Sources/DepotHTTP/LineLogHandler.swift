@@ -264,7 +264,9 @@ public struct LineLogHandler: LogHandler {
     }
 
     static func appendTextString(_ s: String, _ out: inout [UInt8]) {
-        let plain = !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }
+        func isPlain(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "=") }
+        // Over the contiguous bytes when there are some: four fields of every access line.
+        let plain = !s.isEmpty && (s.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isPlain) } ?? s.utf8.allSatisfy(isPlain))
         if plain { out.append(contentsOf: s.utf8) } else { appendJSONString(s, &out) }
     }
 

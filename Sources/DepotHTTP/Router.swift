@@ -49,14 +49,33 @@ public enum RouteMatch: Sendable {
 public struct Router: Sendable {
     private final class Node: @unchecked Sendable {
         // Only mutated while the router is built (through `add`, which copies on write).
-        var literals: [String: Node] = [:]
+        var literals: [String: Node] = [:] {
+            didSet { literalList = literals.map { ($0.key, $0.value) } }
+        }
+        /// `literals` as an array: a node has a handful, and comparing a segment with each (equal
+        /// lengths first) costs less than hashing it.
+        private(set) var literalList: [(String, Node)] = []
         var parameter: Node?
-        var routes: [HTTPMethod: (handler: HTTPHandler, parameterNames: [String])] = [:]
+        var routes: [HTTPMethod: (handler: HTTPHandler, parameterNames: [String])] = [:] {
+            didSet { routeList = routes.map { ($0.key, $0.value) } }
+        }
+        /// `routes` as an array, for the same reason.
+        private(set) var routeList: [(HTTPMethod, (handler: HTTPHandler, parameterNames: [String]))] = []
         /// The GET route's fast path, if it has one.
         var fastGET: FastPath?
         /// The pattern first registered here, as written (`/v1/loads/{id}`): the route's name in
         /// metrics and logs, whatever the path held.
         var pattern: String?
+
+        func literal(_ segment: String) -> Node? {
+            for (name, node) in literalList where name == segment { return node }
+            return nil
+        }
+
+        func route(_ method: HTTPMethod) -> (handler: HTTPHandler, parameterNames: [String])? {
+            for (m, r) in routeList where m.rawValue == method.rawValue { return r }
+            return nil
+        }
 
         func copy() -> Node {
             let n = Node()
@@ -182,7 +201,7 @@ public struct Router: Sendable {
         _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?, _ fast: inout FastPath?
     ) -> ((handler: HTTPHandler, parameterNames: [String]), [String])? {
         guard let segment = rest.first else {
-            if let route = node.routes[method] ?? (method == .HEAD ? node.routes[.GET] : nil) {
+            if let route = node.route(method) ?? (method == .HEAD ? node.route(.GET) : nil) {
                 pattern = node.pattern
                 if method == .GET { fast = node.fastGET }
                 return (route, captured)
@@ -191,7 +210,7 @@ public struct Router: Sendable {
             allowed.formUnion(node.routes.keys)
             return nil
         }
-        if let next = node.literals[segment],
+        if let next = node.literal(segment),
            let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern, &fast) {
             return hit
         }
