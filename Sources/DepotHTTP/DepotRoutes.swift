@@ -252,7 +252,7 @@ public enum DepotRoutes {
 
     /// A weak tag for pollers, from the raw bytes of the variables the body shows.
     static func contentTag(_ live: LiveRead) -> EntityTag {
-        EntityTag(String(live.contentHash, radix: 16), weak: true)
+        EntityTag(hex: live.contentHash, weak: true)
     }
 
     static func badBody(_ detail: String) -> HTTPProblem {

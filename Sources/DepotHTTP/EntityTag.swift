@@ -12,6 +12,20 @@ public struct EntityTag: Sendable, Hashable, CustomStringConvertible {
         self.isWeak = weak
     }
 
+    /// `value` in lowercase hex without leading zeros, as `String(value, radix: 16)` writes it
+    /// (a live read's tag, on every poll: one allocation, no quote to filter out).
+    public init(hex value: UInt64, weak: Bool = false) {
+        let digits = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+        self.opaque = String(unsafeUninitializedCapacity: digits) { buf in
+            for i in 0..<digits {
+                let nibble = UInt8(truncatingIfNeeded: value >> (4 * UInt64(digits - 1 - i))) & 0xf
+                buf[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return digits
+        }
+        self.isWeak = weak
+    }
+
     /// The header form: `"opaque"` or `W/"opaque"`.
     public var headerValue: String {
         // One allocation (`a + b + c` makes two); a poll builds this on every request.

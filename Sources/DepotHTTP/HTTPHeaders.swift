@@ -27,6 +27,12 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         fields.contains { Self.same($0.name, name) }
     }
 
+    /// Room for `n` fields without growing (a response gains Content-Type, ETag and
+    /// X-Request-Id one by one; growing 1 → 2 → 4 reallocates twice).
+    public mutating func reserveCapacity(_ n: Int) {
+        fields.reserveCapacity(n)
+    }
+
     /// Adds a field, keeping any existing ones of the same name.
     public mutating func add(_ name: String, _ value: String) {
         fields.append((name: name, value: value))

@@ -56,7 +56,7 @@ import Testing
         for (line, e) in zip(lines, expected) {
             // The two fields that change from run to run, read back from the line itself.
             let timestamp = format == .json ? Self.capture(/"timestamp":"([^"]+)"/, in: line) : line.split(separator: " ").first.map(String.init)
-            let duration = format == .json ? Self.capture(/"duration_ms":([0-9.]+)/, in: line) : Self.capture(/ duration_ms=([0-9.]+)/, in: line)
+            let duration = format == .json ? Self.capture(/"duration_ms":([0-9.]+)/, in: line) : Self.capture(/\ duration_ms=([0-9.]+)/, in: line)
             let generic = LineLogHandler.render(
                 format: format, timestamp: try #require(timestamp), level: .info, label: "bpfdepot.http",
                 message: "GET \(e.route) \(e.status)",
