@@ -69,10 +69,12 @@ final class ConnectionGuard: Sendable {
     func requestFinished(_ connection: OpaquePointer) {
         guard headerTimeout > 0 else { return }
         let deadline = Self.now() + headerTimeout
+        let key = Self.key(connection)
         entries.withLock {
-            guard $0[Self.key(connection)] != nil else { return }
-            $0[Self.key(connection)]?.deadline = deadline
-            $0[Self.key(connection)]?.awaitingHead = true
+            guard var entry = $0[key] else { return }
+            entry.deadline = deadline
+            entry.awaitingHead = true
+            $0[key] = entry
         }
     }
 

@@ -148,12 +148,14 @@ public enum DepotRoutes {
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
             }
-            return HTTPResponse.conditional(req, etag: contentTag(live)) {
-                var body: [UInt8] = []
-                body.reserveCapacity(128)
-                live.views().first?.appendJSON(to: &body)
-                return .bytes(body, contentType: "application/json")
-            }
+            return liveVariable(live) { req.isNotModified(current: $0) }
+        }, fastPath: { parameters, headers in
+            // The poller's case, without an HTTPRequest: a live load and a known name. Anything
+            // else (bad id, no such load or variable) takes the route above for its problem.
+            guard parameters.count == 2, let id = Int64(parameters[0]), id > 0,
+                  let live = try? depot.readLive(loadID: id, names: [parameters[1]]) else { return nil }
+            let condition = EntityTagCondition(ifNoneMatchIn: headers)
+            return liveVariable(live) { condition?.matchesWeakly($0) ?? false }
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
             let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
@@ -206,6 +208,19 @@ public enum DepotRoutes {
         return r
     }
 
+    /// One live variable, tagged for pollers: 304 when `isNotModified` says the client has
+    /// this tag, otherwise the variable's JSON.
+    static func liveVariable(_ live: LiveRead, isNotModified: (EntityTag) -> Bool) -> HTTPResponse {
+        let etag = contentTag(live)
+        if isNotModified(etag) { return .notModified(etag: etag) }
+        var body: [UInt8] = []
+        body.reserveCapacity(128)
+        live.views().first?.appendJSON(to: &body)
+        var response = HTTPResponse.bytes(body, contentType: "application/json")
+        response.headers.set("ETag", etag.headerValue)
+        return response
+    }
+
     // MARK: decoding helpers
 
     /// Most names an export list may hold (each variable is at least one series).
@@ -237,7 +252,7 @@ public enum DepotRoutes {
 
     /// A weak tag for pollers, from the raw bytes of the variables the body shows.
     static func contentTag(_ live: LiveRead) -> EntityTag {
-        EntityTag(String(live.contentHash, radix: 16), weak: true)
+        EntityTag(hex: live.contentHash, weak: true)
     }
 
     static func badBody(_ detail: String) -> HTTPProblem {

@@ -12,8 +12,30 @@ public struct EntityTag: Sendable, Hashable, CustomStringConvertible {
         self.isWeak = weak
     }
 
+    /// `value` in lowercase hex without leading zeros, as `String(value, radix: 16)` writes it
+    /// (a live read's tag, on every poll: one allocation, no quote to filter out).
+    public init(hex value: UInt64, weak: Bool = false) {
+        let digits = max(1, (64 - value.leadingZeroBitCount + 3) / 4)
+        self.opaque = String(unsafeUninitializedCapacity: digits) { buf in
+            for i in 0..<digits {
+                let nibble = UInt8(truncatingIfNeeded: value >> (4 * UInt64(digits - 1 - i))) & 0xf
+                buf[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return digits
+        }
+        self.isWeak = weak
+    }
+
     /// The header form: `"opaque"` or `W/"opaque"`.
-    public var headerValue: String { (isWeak ? "W/\"" : "\"") + opaque + "\"" }
+    public var headerValue: String {
+        // One allocation (`a + b + c` makes two); a poll builds this on every request.
+        var s = ""
+        s.reserveCapacity(opaque.utf8.count + 4)
+        s += isWeak ? "W/\"" : "\""
+        s += opaque
+        s += "\""
+        return s
+    }
 
     public var description: String { headerValue }
 
@@ -58,6 +80,14 @@ public enum EntityTagCondition: Sendable, Equatable {
         self = .tags(tags)
     }
 
+    /// The `If-None-Match` condition of `headers`, all its lines combined; nil when absent or
+    /// malformed.
+    public init?(ifNoneMatchIn headers: HTTPHeaders) {
+        let values = headers.values(for: "If-None-Match")
+        guard !values.isEmpty else { return nil }
+        self.init(headerValue: values.joined(separator: ","))
+    }
+
     /// If-None-Match semantics: `*` matches any current representation; tags compare weakly.
     public func matchesWeakly(_ tag: EntityTag?) -> Bool {
         guard let tag else { return false }
@@ -80,11 +110,7 @@ public enum EntityTagCondition: Sendable, Equatable {
 extension HTTPRequest {
     /// The `If-None-Match` condition; all header lines combined. Nil when absent or malformed
     /// (a malformed If-None-Match is ignored: the client then just gets the full response).
-    public var ifNoneMatch: EntityTagCondition? {
-        let values = headers.values(for: "If-None-Match")
-        guard !values.isEmpty else { return nil }
-        return EntityTagCondition(headerValue: values.joined(separator: ","))
-    }
+    public var ifNoneMatch: EntityTagCondition? { EntityTagCondition(ifNoneMatchIn: headers) }
 
     /// The `If-Match` condition, nil when absent. A malformed value is a 400: a client that
     /// asked for a guarded write must not get an unguarded one.

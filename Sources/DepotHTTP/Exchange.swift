@@ -10,6 +10,8 @@ final class Exchange: @unchecked Sendable {
         case reading(HTTPRequest, HTTPHandler)
         /// Refused from the head alone and no body follows: answer on the next call.
         case rejected(HTTPProblem)
+        /// Answered from the head alone by a route's fast path: queue it on the next call.
+        case ready(HTTPResponse)
         /// The body outgrew the limit mid-stream: drop the rest, then answer 413.
         case discarding(HTTPProblem)
         /// A worker runs the handler; the connection is suspended until it resumes it.

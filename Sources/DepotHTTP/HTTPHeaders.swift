@@ -27,6 +27,12 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         fields.contains { Self.same($0.name, name) }
     }
 
+    /// Room for `n` fields without growing (a response gains Content-Type, ETag and
+    /// X-Request-Id one by one; growing 1 → 2 → 4 reallocates twice).
+    public mutating func reserveCapacity(_ n: Int) {
+        fields.reserveCapacity(n)
+    }
+
     /// Adds a field, keeping any existing ones of the same name.
     public mutating func add(_ name: String, _ value: String) {
         fields.append((name: name, value: value))
@@ -55,6 +61,8 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// ASCII case-insensitive comparison without allocating lowercased copies.
     static func same(_ a: String, _ b: String) -> Bool {
+        // Most names compared differ in length (O(1) for native strings): no byte is read.
+        guard a.utf8.count == b.utf8.count else { return false }
         var i = a.utf8.makeIterator()
         var j = b.utf8.makeIterator()
         while true {

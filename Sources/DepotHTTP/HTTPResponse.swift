@@ -15,6 +15,7 @@ public struct HTTPResponse: Sendable {
     /// `application/json` with the compact text of `value`.
     public static func json(_ value: JSONValue, status: HTTPStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPResponse {
         var h = headers
+        h.reserveCapacity(h.count + extraFields)
         h.set("Content-Type", "application/json")
         return HTTPResponse(status: status, headers: h, body: value.utf8)
     }
@@ -25,6 +26,7 @@ public struct HTTPResponse: Sendable {
         headers: HTTPHeaders = [:]
     ) -> HTTPResponse {
         var h = headers
+        h.reserveCapacity(h.count + extraFields)
         h.set("Content-Type", contentType)
         return HTTPResponse(status: status, headers: h, body: body)
     }
@@ -37,6 +39,7 @@ public struct HTTPResponse: Sendable {
     /// `application/problem+json`, with the headers the problem carries.
     public static func problem(_ problem: HTTPProblem) -> HTTPResponse {
         var h = problem.headers
+        h.reserveCapacity(h.count + extraFields)
         h.set("Content-Type", "application/problem+json")
         return HTTPResponse(status: problem.status, headers: h, body: problem.json.utf8)
     }
@@ -49,4 +52,7 @@ public struct HTTPResponse: Sendable {
     }
 
     public static var noContent: HTTPResponse { HTTPResponse(status: .noContent) }
+
+    /// Fields a response usually gains after its constructor: Content-Type, ETag, X-Request-Id.
+    private static let extraFields = 3
 }

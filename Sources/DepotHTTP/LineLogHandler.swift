@@ -6,8 +6,9 @@ import Logging
 /// A swift-log handler that writes each event as one line to a file descriptor (stderr by
 /// default): a JSON object (`--log-format json`, for log shippers) or `key=value` text.
 ///
-/// A line is one `write(2)` and no lock is taken: lines from MHD's threads and the workers do not
-/// wait for each other (a pipe keeps writes up to PIPE_BUF whole; longer lines may interleave).
+/// Lines go to a `LogOutput`: one `write(2)` per line (`fileDescriptor:`), or a shared buffer
+/// flushed when full, every second and on shutdown (`output:`; what `serve` uses). Lines are
+/// rendered before the output's lock is taken, so threads only wait for each other's append.
 ///
 ///     {"timestamp":"2025-11-25T09:14:03.512Z","level":"info","label":"bpfdepot.http",
 ///      "message":"GET /v1/loads/7/variables 200","metadata":{"request_id":"…","status":200,…}}
@@ -21,14 +22,22 @@ public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
-    private let fd: Int32
+    public let output: LogOutput
 
+    /// One `write(2)` per line to `fileDescriptor`.
     public init(label: String, format: Format, level: Logger.Level = .info, fileDescriptor: Int32 = 2,
+                metadataProvider: Logger.MetadataProvider? = nil) {
+        self.init(label: label, format: format, level: level, output: .unbuffered(fileDescriptor: fileDescriptor),
+                  metadataProvider: metadataProvider)
+    }
+
+    /// Lines go to `output` (shared by every handler of the process, so their order holds).
+    public init(label: String, format: Format, level: Logger.Level = .info, output: LogOutput,
                 metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.format = format
         self.logLevel = level
-        self.fd = fileDescriptor
+        self.output = output
         self.metadataProvider = metadataProvider
     }
 
@@ -52,16 +61,111 @@ public struct LineLogHandler: LogHandler {
         Self.render(into: &line, format: format, timestamp: nil, level: event.level, label: label,
                     message: event.message.description, metadata: all)
         line.append(0x0a)
-        line.withUnsafeBytes { buf in
-            guard var p = buf.baseAddress else { return }
-            var left = buf.count
-            while left > 0 {
-                let n = Glibc.write(fd, p, left)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return }
-                p += n
-                left -= n
-            }
+        line.withUnsafeBytes { output.write($0, urgent: event.level >= .warning) }
+    }
+
+    /// Whether an access line can skip swift-log's metadata dictionary: this handler adds no
+    /// metadata of its own, so `render(access:)` gives exactly the bytes `log` would.
+    var rendersAccessLinesDirectly: Bool { metadata.isEmpty && metadataProvider == nil }
+
+    /// Writes an access line at `info` (the caller checked the level): the same bytes as
+    /// `log` with the line's fields as metadata (see `AccessLine.metadata`), without building
+    /// the dictionary, sorting its keys or formatting numbers through `String`.
+    func logAccess(_ access: AccessLine) {
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        Self.render(into: &line, format: format, timestamp: nil, level: .info, label: label, access: access)
+        line.append(0x0a)
+        line.withUnsafeBytes { output.write($0) }
+    }
+
+    /// One access line, without its newline, as `render(into:…metadata:)` renders
+    /// `access.message` with `access.metadata`.
+    static func render(into out: inout [UInt8], format: Format, timestamp: String?, level: Logger.Level, label: String,
+                       access a: AccessLine) {
+        // Keys in sorted order, as the generic path sorts them.
+        switch format {
+        case .json:
+            out.append(contentsOf: #"{"timestamp":""#.utf8)
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(contentsOf: #"","level":""#.utf8)
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(contentsOf: #"","label":"#.utf8)
+            appendJSONString(label, &out)
+            out.append(contentsOf: #","message":""#.utf8)
+            appendJSONEscaped(a.method, &out)
+            out.append(UInt8(ascii: " "))
+            appendJSONEscaped(a.route, &out)
+            out.append(UInt8(ascii: " "))
+            appendDecimal(a.status, &out)
+            out.append(contentsOf: #"","metadata":{"bytes":"#.utf8)
+            appendDecimal(a.bytes, &out)
+            out.append(contentsOf: #","duration_ms":"#.utf8)
+            appendMilliseconds(a.nanoseconds, &out)
+            out.append(contentsOf: #","method":"#.utf8)
+            appendJSONString(a.method, &out)
+            out.append(contentsOf: #","path":"#.utf8)
+            appendJSONString(a.path, &out)
+            out.append(contentsOf: #","request_id":"#.utf8)
+            appendJSONString(a.requestID, &out)
+            out.append(contentsOf: #","route":"#.utf8)
+            appendJSONString(a.route, &out)
+            out.append(contentsOf: #","status":"#.utf8)
+            appendDecimal(a.status, &out)
+            out.append(contentsOf: "}}".utf8)
+        case .text:
+            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: level.rawValue.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: label.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: a.method.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: a.route.utf8)
+            out.append(UInt8(ascii: " "))
+            appendDecimal(a.status, &out)
+            out.append(contentsOf: " bytes=".utf8)
+            appendDecimal(a.bytes, &out)
+            out.append(contentsOf: " duration_ms=".utf8)
+            appendMilliseconds(a.nanoseconds, &out)
+            out.append(contentsOf: " method=".utf8)
+            appendTextString(a.method, &out)
+            out.append(contentsOf: " path=".utf8)
+            appendTextString(a.path, &out)
+            out.append(contentsOf: " request_id=".utf8)
+            appendTextString(a.requestID, &out)
+            out.append(contentsOf: " route=".utf8)
+            appendTextString(a.route, &out)
+            out.append(contentsOf: " status=".utf8)
+            appendDecimal(a.status, &out)
+        }
+    }
+
+    static func appendDecimal(_ value: Int, _ out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        appendDigits(value.magnitude, minimumWidth: 1, &out)
+    }
+
+    /// `Milliseconds(nanoseconds:).description` as bytes: `12.345`.
+    static func appendMilliseconds(_ nanoseconds: UInt64, _ out: inout [UInt8]) {
+        let us = nanoseconds / 1000
+        appendDigits(UInt(us / 1000), minimumWidth: 1, &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(UInt(us % 1000), minimumWidth: 3, &out)
+    }
+
+    private static func appendDigits(_ value: UInt, minimumWidth: Int, _ out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt.max's 20 digits
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var v = value
+            var i = buf.count
+            repeat {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0 || buf.count - i < minimumWidth
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i...]))
         }
     }
 
@@ -156,7 +260,13 @@ public struct LineLogHandler: LogHandler {
             appendJSON(value, &out)
             return
         }
-        let plain = !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }
+        appendTextString(s, &out)
+    }
+
+    static func appendTextString(_ s: String, _ out: inout [UInt8]) {
+        func isPlain(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "=") }
+        // Over the contiguous bytes when there are some: four fields of every access line.
+        let plain = !s.isEmpty && (s.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isPlain) } ?? s.utf8.allSatisfy(isPlain))
         if plain { out.append(contentsOf: s.utf8) } else { appendJSONString(s, &out) }
     }
 
@@ -183,8 +293,14 @@ public struct LineLogHandler: LogHandler {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     static func appendJSONString(_ s: String, _ out: inout [UInt8]) {
-        let backslash = UInt8(ascii: "\\")
         out.append(UInt8(ascii: "\""))
+        appendJSONEscaped(s, &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// The inside of a JSON string.
+    static func appendJSONEscaped(_ s: String, _ out: inout [UInt8]) {
+        let backslash = UInt8(ascii: "\\")
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""), backslash:
@@ -208,7 +324,6 @@ public struct LineLogHandler: LogHandler {
                 out.append(b)
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// UTC, milliseconds: `2025-11-25T09:14:03.512Z`.
@@ -235,5 +350,32 @@ public struct LineLogHandler: LogHandler {
         digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
         digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
         digits(ts.tv_nsec / 1_000_000, 3); out.append(UInt8(ascii: "Z"))
+    }
+}
+
+/// The fields of one access line (`HTTPDispatcher`): its message is `GET /route 200`, its
+/// metadata `metadata`.
+struct AccessLine {
+    var requestID: String
+    var method: String
+    var route: String
+    var path: String
+    var status: Int
+    var nanoseconds: UInt64
+    var bytes: Int
+
+    var message: String { "\(method) \(route) \(status)" }
+
+    /// What the line carries as swift-log metadata (the generic path, and the fast path's spec).
+    var metadata: Logger.Metadata {
+        [
+            "request_id": .string(requestID),
+            "method": .string(method),
+            "route": .string(route),
+            "path": .string(path),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(Milliseconds(nanoseconds: nanoseconds)),
+            "bytes": .stringConvertible(bytes),
+        ]
     }
 }

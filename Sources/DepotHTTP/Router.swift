@@ -23,6 +23,15 @@ public enum HTTPHandler: Sendable {
     }
 }
 
+/// A cheaper answer for a GET route's common case, tried before an `HTTPRequest` is built: it
+/// gets the route's `{param}` values (in pattern order, percent-decoded as the route's handler
+/// would see them) and the request's header fields, and returns nil to send the request down the
+/// ordinary route, which then answers it (errors included). Whatever it returns must be what the
+/// route's handler would answer for the same request. It never sees the query or a body: only a
+/// route whose answer depends on neither may have one; requests that announce a body, HEAD and
+/// other methods always take the ordinary route.
+public typealias FastPath = @Sendable (_ parameters: [String], _ headers: HTTPHeaders) -> HTTPResponse?
+
 /// The outcome of looking a request up.
 public enum RouteMatch: Sendable {
     case found(HTTPHandler, parameters: [String: String])
@@ -40,18 +49,40 @@ public enum RouteMatch: Sendable {
 public struct Router: Sendable {
     private final class Node: @unchecked Sendable {
         // Only mutated while the router is built (through `add`, which copies on write).
-        var literals: [String: Node] = [:]
+        var literals: [String: Node] = [:] {
+            didSet { literalList = literals.map { ($0.key, $0.value) } }
+        }
+        /// `literals` as an array: a node has a handful, and comparing a segment with each (equal
+        /// lengths first) costs less than hashing it.
+        private(set) var literalList: [(String, Node)] = []
         var parameter: Node?
-        var routes: [HTTPMethod: (handler: HTTPHandler, parameterNames: [String])] = [:]
+        var routes: [HTTPMethod: (handler: HTTPHandler, parameterNames: [String])] = [:] {
+            didSet { routeList = routes.map { ($0.key, $0.value) } }
+        }
+        /// `routes` as an array, for the same reason.
+        private(set) var routeList: [(HTTPMethod, (handler: HTTPHandler, parameterNames: [String]))] = []
+        /// The GET route's fast path, if it has one.
+        var fastGET: FastPath?
         /// The pattern first registered here, as written (`/v1/loads/{id}`): the route's name in
         /// metrics and logs, whatever the path held.
         var pattern: String?
+
+        func literal(_ segment: String) -> Node? {
+            for (name, node) in literalList where name == segment { return node }
+            return nil
+        }
+
+        func route(_ method: HTTPMethod) -> (handler: HTTPHandler, parameterNames: [String])? {
+            for (m, r) in routeList where m.rawValue == method.rawValue { return r }
+            return nil
+        }
 
         func copy() -> Node {
             let n = Node()
             n.literals = literals.mapValues { $0.copy() }
             n.parameter = parameter?.copy()
             n.routes = routes
+            n.fastGET = fastGET
             n.pattern = pattern
             return n
         }
@@ -64,6 +95,10 @@ public struct Router: Sendable {
     /// Registers `handler` for `method` and `pattern`; a second registration of the same
     /// method and pattern replaces the first.
     public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: HTTPHandler) {
+        add(method, pattern, handler, fastPath: nil)
+    }
+
+    private mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: HTTPHandler, fastPath: FastPath?) {
         if !isKnownUniquelyReferenced(&root) { root = root.copy() }
         var node = root
         var names: [String] = []
@@ -79,10 +114,15 @@ public struct Router: Sendable {
             }
         }
         node.routes[method] = (handler, names)
+        if method == .GET { node.fastGET = fastPath }
         if node.pattern == nil { node.pattern = pattern.hasPrefix("/") ? pattern : "/" + pattern }
     }
 
     public mutating func get(_ pattern: String, _ handler: HTTPHandler) { add(.GET, pattern, handler) }
+    /// A GET route with a fast path for its common case (see `FastPath`).
+    public mutating func get(_ pattern: String, _ handler: HTTPHandler, fastPath: @escaping FastPath) {
+        add(.GET, pattern, handler, fastPath: fastPath)
+    }
     public mutating func post(_ pattern: String, _ handler: HTTPHandler) { add(.POST, pattern, handler) }
     public mutating func put(_ pattern: String, _ handler: HTTPHandler) { add(.PUT, pattern, handler) }
     public mutating func patch(_ pattern: String, _ handler: HTTPHandler) { add(.PATCH, pattern, handler) }
@@ -99,7 +139,8 @@ public struct Router: Sendable {
         captured.reserveCapacity(segments.count)
         var allowed: Set<HTTPMethod> = []
         var pattern: String?
-        if let (route, values) = find(root, segments[...], method, &captured, &allowed, &pattern) {
+        var fast: FastPath?
+        if let (route, values) = find(root, segments[...], method, &captured, &allowed, &pattern, &fast) {
             var parameters = [String: String](minimumCapacity: route.parameterNames.count)
             for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
             return (.found(route.handler, parameters: parameters), pattern)
@@ -107,6 +148,19 @@ public struct Router: Sendable {
         if allowed.isEmpty { return (.notFound, nil) }
         if allowed.contains(.GET) { allowed.insert(.HEAD) }
         return (.methodNotAllowed(allowed: Self.ordered(allowed)), pattern)
+    }
+
+    /// The fast path of the GET route `segments` resolve to, with the parameter values and the
+    /// route's pattern; nil when that route has none (or there is no such route).
+    func fastPath(segments: [String]) -> (FastPath, parameters: [String], pattern: String)? {
+        var captured: [String] = []
+        captured.reserveCapacity(segments.count)
+        var allowed: Set<HTTPMethod> = []
+        var pattern: String?
+        var fast: FastPath?
+        guard find(root, segments[...], .GET, &captured, &allowed, &pattern, &fast) != nil,
+              let fast, let pattern else { return nil }
+        return (fast, captured, pattern)
     }
 
     /// Runs the matching handler synchronously, whatever its kind: 404/405 problems for misses,
@@ -144,24 +198,25 @@ public struct Router: Sendable {
 
     private func find(
         _ node: Node, _ rest: ArraySlice<String>, _ method: HTTPMethod,
-        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?
+        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?, _ fast: inout FastPath?
     ) -> ((handler: HTTPHandler, parameterNames: [String]), [String])? {
         guard let segment = rest.first else {
-            if let route = node.routes[method] ?? (method == .HEAD ? node.routes[.GET] : nil) {
+            if let route = node.route(method) ?? (method == .HEAD ? node.route(.GET) : nil) {
                 pattern = node.pattern
+                if method == .GET { fast = node.fastGET }
                 return (route, captured)
             }
             if allowed.isEmpty, !node.routes.isEmpty { pattern = node.pattern }
             allowed.formUnion(node.routes.keys)
             return nil
         }
-        if let next = node.literals[segment],
-           let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) {
+        if let next = node.literal(segment),
+           let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern, &fast) {
             return hit
         }
         if let next = node.parameter, !segment.isEmpty {
             captured.append(segment)
-            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) { return hit }
+            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern, &fast) { return hit }
             captured.removeLast()
         }
         return nil

@@ -102,6 +102,14 @@ final class ServerCore: Sendable {
             exchange.phase = .answered
             return queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed))
 
+        case .ready(let response):
+            if size > 0 {
+                uploadSize.pointee = 0
+                return .YES
+            }
+            exchange.phase = .answered
+            return queue(response, exchange, on: connection)
+
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
                 return .YES  // not resumed by us; nothing to answer yet
@@ -124,7 +132,15 @@ final class ServerCore: Sendable {
         exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
         exchange.trace.method = HTTPMethod(rawValue: method)
         let hasBody = Self.announcesBody(headers)
-        let remote = cmhd_connection_client_address(connection).flatMap(SocketAddress.describe)
+        // The peer's text form only when something uses it (the rate limiter, a handler): a
+        // fast path needs neither.
+        var described: String??
+        func remote() -> String? {
+            if let described { return described }
+            let text = cmhd_connection_client_address(connection).flatMap(SocketAddress.describe)
+            described = .some(text)
+            return text
+        }
 
         let verdict: HTTPProblem?
         if stopping.load(ordering: .relaxed) {
@@ -134,12 +150,18 @@ final class ServerCore: Sendable {
             verdict = .tooManyConnections(limit: connections.softLimit, open: connections.openConnections)
             exchange.closeAfter = true
             exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
-        } else if rateLimiter.isEnabled, !rateLimiter.allow(RateLimiter.client(of: remote)) {
+        } else if rateLimiter.isEnabled, !rateLimiter.allow(RateLimiter.client(of: remote())) {
             verdict = .rateLimited(rate: Int(rateLimiter.rate))
             exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
+        } else if !hasBody, exchange.trace.method == .GET,
+                  let (response, route, path) = dispatcher.fastAnswer(target: exchange.rawTarget, headers: headers) {
+            exchange.trace.route = route
+            exchange.trace.parsedPath = path
+            exchange.phase = .ready(response)
+            return .YES
         } else if var request = HTTPRequest(
             method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
-            remoteAddress: remote, id: exchange.trace.id)
+            remoteAddress: remote(), id: exchange.trace.id)
         {
             let (admission, route) = dispatcher.admit(&request)
             exchange.trace.route = route
@@ -217,9 +239,12 @@ final class ServerCore: Sendable {
         if name.isEmpty || HTTPHeaders.same(name, "Content-Length") || HTTPHeaders.same(name, "Transfer-Encoding") {
             return false
         }
-        let bad: (UInt8) -> Bool = { $0 == 0x0d || $0 == 0x0a || $0 == 0 }
-        return !name.utf8.contains(where: { bad($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: " ") })
-            && !value.utf8.contains(where: bad)
+        func bad(_ b: UInt8) -> Bool { b == 0x0d || b == 0x0a || b == 0 }
+        func badInName(_ b: UInt8) -> Bool { bad(b) || b == UInt8(ascii: ":") || b == UInt8(ascii: " ") }
+        // Over contiguous bytes when possible: every header of every response passes here.
+        let nameBad = name.utf8.withContiguousStorageIfAvailable { $0.contains(where: badInName) } ?? name.utf8.contains(where: badInName)
+        let valueBad = value.utf8.withContiguousStorageIfAvailable { $0.contains(where: bad) } ?? value.utf8.contains(where: bad)
+        return !nameBad && !valueBad
     }
 
     static func headers(of connection: OpaquePointer) -> HTTPHeaders {

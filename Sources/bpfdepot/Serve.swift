@@ -57,8 +57,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Least severe level logged: trace, debug, info (one line per request), notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Milliseconds log lines may wait in a 64 KiB buffer before they are written; warnings and errors are written at once (0: write every line at once).")
+    var logFlushMs = LogOutput.defaultFlushIntervalMilliseconds
+
     func run() throws {
-        let metrics = Observability.bootstrap(format: logFormat, level: logLevel)
+        guard logFlushMs >= 0 else { throw ValidationError("--log-flush-ms: expected 0 or more, found \(logFlushMs)") }
+        let logOutput = logFlushMs == 0 ? LogOutput.unbuffered() : LogOutput(flushIntervalMilliseconds: logFlushMs)
+        // Every buffered line is written before the process ends, after a signal too.
+        defer { logOutput.close() }
+        let metrics = Observability.bootstrap(format: logFormat, level: logLevel, output: logOutput)
         let log = Logger(label: "bpfdepot")
         guard let address = HTTPServerConfiguration.ListenAddress(parsing: listen) else {
             throw ValidationError("--listen: expected HOST:PORT such as 127.0.0.1:8080, found '\(listen)'")
@@ -123,6 +130,8 @@ struct Serve: ParsableCommand {
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
                                          "auth": "\(token == nil ? "none (loopback only)" : "bearer token")",
                                          "tls": "\(tls == nil ? "off" : "on")", "pin_root": "\(root ?? "none")"])
+        // Start-up lines are out before the first request; from here on lines are buffered.
+        logOutput.flush()
         let signal = TerminationSignals.wait()
         log.info("stopping", metadata: ["signal": "\(signal)"])
         server.stop()

@@ -13,6 +13,21 @@ import Testing
         #expect(EntityTagCondition(headerValue: "") == nil)
     }
 
+    /// The live routes' tags: the hex text `String(_:radix: 16)` gives, so tags are what they were.
+    @Test func hexTagsAreTheHexTextOfTheirValue() {
+        var values: [UInt64] = [0, 1, 9, 0xa, 0xf, 0x10, 0xff, 0x100, 0xdead_beef, 1 << 63, .max]
+        var x: UInt64 = 0x9e37_79b9_7f4a_7c15
+        for _ in 0..<64 {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            values.append(x >> (x & 63))
+        }
+        for v in values {
+            #expect(EntityTag(hex: v, weak: true) == EntityTag(String(v, radix: 16), weak: true), "\(v)")
+            #expect(EntityTag(hex: v).headerValue == "\"" + String(v, radix: 16) + "\"")
+        }
+        #expect(EntityTag(hex: 0xabc, weak: true).headerValue == #"W/"abc""#)
+    }
+
     @Test func ifNoneMatchComparesWeakly() throws {
         let current = EntityTag("v7")
         let matching = try request(.GET, "/x", headers: ["If-None-Match": #"W/"v6", W/"v7""#])

@@ -1,0 +1,106 @@
+import BPFTestSupport
+@testable import DepotHTTP
+import Foundation
+import Synchronization
+import Testing
+
+/// A route's fast path (`Router.get(_:_:fastPath:)`) answers its common case before an
+/// `HTTPRequest` exists; a client must not be able to tell it from the ordinary route.
+@Suite struct FastPathTests {
+    /// What a client sees of an answer, apart from the fields MHD adds (Date, Content-Length).
+    struct Seen: Equatable, CustomStringConvertible {
+        var status: Int
+        var fields: [String]
+        var body: [UInt8]
+
+        init(status: Int, headers: HTTPHeaders, body: [UInt8]) {
+            self.status = status
+            self.fields = headers.fields.filter { ["content-type", "etag", "x-request-id", "allow"].contains($0.name.lowercased()) }
+                .map { "\($0.name.lowercased()): \($0.value)" }
+            self.body = body
+        }
+
+        var description: String { "\(status) \(fields) \(String(decoding: body, as: UTF8.self))" }
+    }
+
+    /// Every live-variable read, over a socket (where the fast path answers what it can), is
+    /// what the full pipeline without a socket (no fast path) answers for the same request:
+    /// 200, 304 on a matching `If-None-Match`, and the problems of requests the fast path leaves
+    /// to the route.
+    @Test func liveVariableReadsAreTheOrdinaryRoutesAnswers() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let c = ServiceClient(s)
+        let (_, load) = try ObservabilityTests.uploadAndLoad(c, "globals")
+        let (_, gone) = try ObservabilityTests.uploadAndLoad(c, "globals")
+        #expect(try c.send("DELETE", "/v1/loads/\(gone)").status == 204)
+        let tag = try #require(try c.get("/v1/loads/\(load)/variables/data_int").headers["ETag"])
+
+        let cases: [(String, [(String, String)])] = [
+            ("/v1/loads/\(load)/variables/data_int", []),
+            ("/v1/loads/\(load)/variables/bss_int", []),
+            ("/v1/loads/\(load)/variables/data_int", [("If-None-Match", tag)]),
+            ("/v1/loads/\(load)/variables/data_int", [("If-None-Match", #"W/"0", "# + tag)]),
+            ("/v1/loads/\(load)/variables/data_int", [("If-None-Match", "*")]),
+            ("/v1/loads/\(load)/variables/data_int", [("If-None-Match", #"W/"0""#)]),
+            ("/v1/loads/\(load)/variables/data_int", [("If-None-Match", "not a tag")]),
+            ("/v1/loads/\(load)/variables/data%5Fint", []),
+            ("/v1/loads/\(load)/variables/data_int?names=bss_int", []),
+            ("/v1/loads/\(load)/variables/no_such_variable", []),
+            ("/v1/loads/\(load)/variables/no_such_variable", [("If-None-Match", "*")]),
+            ("/v1/loads/abc/variables/data_int", []),
+            ("/v1/loads/0/variables/data_int", []),
+            ("/v1/loads/999999/variables/data_int", []),
+            ("/v1/loads/\(gone)/variables/data_int", []),
+        ]
+        var statuses: [Int] = []
+        for (i, (path, headers)) in cases.enumerated() {
+            let id = "fast-\(i)"
+            let wire = try c.get(path, headers: headers + [("X-Request-Id", id)])
+            let request = try #require(HTTPRequest(method: .GET, target: path, headers: HTTPHeaders(headers + [("X-Request-Id", id)])))
+            let direct = f.dispatcher().respond(to: request)
+            let expected = Seen(status: direct.status.rawValue, headers: direct.headers, body: direct.body)
+            #expect(Seen(status: wire.status, headers: wire.headers, body: wire.body) == expected, "\(path) \(headers)")
+            statuses.append(wire.status)
+        }
+        #expect(statuses == [200, 200, 304, 304, 304, 200, 200, 200, 200, 404, 404, 404, 404, 404, 409])
+    }
+
+    /// Which requests a fast path sees: plain GETs of its route (parameters percent-decoded,
+    /// whatever the query); HEAD, other methods and requests with a body take the route, as do
+    /// the ones it declines.
+    @Test func onlyPlainGETsOfTheRouteReachTheFastPath() throws {
+        final class Calls: Sendable { let seen = Mutex<[[String]]>([]) }
+        let calls = Calls()
+        var router = Router()
+        router.get("/things/{n}", .immediate { req in
+            let n = try req.pathParameter("n")
+            return .text("route \(n)")
+        }, fastPath: { parameters, headers in
+            calls.seen.withLock { $0.append(parameters) }
+            guard parameters == ["fast"] else { return nil }
+            return .text("fast " + (headers["X-Hint"] ?? "-"))
+        })
+        router.post("/things/{n}", .immediate { _ in .text("posted") })
+        let s = try LoopbackServer(router: router, metrics: ServiceMetrics())
+        defer { s.stop() }
+
+        #expect(try Curl.get(s.url("/things/fast"), ["-H", "X-Hint: h"]).text == "fast h")
+        #expect(try Curl.get(s.url("/things/f%61st?q=1")).text == "fast -")
+        #expect(try Curl.get(s.url("/things/slow")).text == "route slow")  // declined
+        #expect(try Curl.fetch("HEAD", s.url("/things/fast")).status == 200)
+        #expect(try Curl.fetch("POST", s.url("/things/fast"), ["--data-binary", "x"]).text == "posted")
+        #expect(try Curl.get(s.url("/things/fast"), ["--data-binary", "x", "-X", "GET"]).text == "route fast")
+        #expect(try Curl.get(s.url("/things")).status == 404)
+        #expect(calls.seen.withLock { $0 } == [["fast"], ["fast"], ["slow"]])
+
+        // A later GET registration without a fast path replaces it.
+        router.get("/things/{n}", .immediate { _ in .text("plain") })
+        let plain = try LoopbackServer(router: router)
+        defer { plain.stop() }
+        #expect(try Curl.get(plain.url("/things/fast")).text == "plain")
+        #expect(calls.seen.withLock { $0.count } == 3)
+    }
+}
