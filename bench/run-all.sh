@@ -11,6 +11,9 @@
 # Every knob of service.sh and run.sh passes through (SKIP_HTTP, SKIP_STORE, SKIP_STARTUP,
 # WRK_SECONDS, CALLGRIND_REQUESTS, SKIP_LOAD, PARSE_ROUNDS, ...); see their headers.
 set -eu
+# bpfdepot is built as README's "Deploying" builds it (--static-swift-stdlib); STATIC_STDLIB=
+# (empty) measures the dynamically linked build instead.
+STATIC_STDLIB=${STATIC_STDLIB-1}; export STATIC_STDLIB
 bench=$(cd "$(dirname "$0")" && pwd)
 build=$bench/.build
 if [ -n "${QUICK:-}" ]; then
