@@ -96,9 +96,7 @@ extension DepotStore {
             if image.bytes.allZero {
                 source = .zeros
             } else if position < elfOffsets.count, let offset = elfOffsets[position],
-                      offset >= 0, offset <= elf.count, image.bytes.count <= elf.count - offset,
-                      elf.withUnsafeBytes({ e in image.bytes.withUnsafeBytes { i in
-                          memcmp(e.baseAddress! + offset, i.baseAddress!, i.count) == 0 } }) {
+                      elf.holds(image.bytes, at: offset) {
                 source = .elf(offset: offset)
             } else {
                 source = .blob(try insertBlob(db, image.bytes))

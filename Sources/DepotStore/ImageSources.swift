@@ -65,6 +65,17 @@ struct ELFBlobReader {
 }
 
 extension Array where Element == UInt8 {
+    /// Whether `bytes` lie in this array at `offset` (false when they would not fit).
+    func holds(_ bytes: [UInt8], at offset: Int) -> Bool {
+        guard offset >= 0, offset <= count, bytes.count <= count - offset else { return false }
+        return withUnsafeBytes { whole in
+            bytes.withUnsafeBytes { part in
+                guard let base = whole.baseAddress, let start = part.baseAddress else { return part.isEmpty }
+                return memcmp(base + offset, start, part.count) == 0
+            }
+        }
+    }
+
     var allZero: Bool {
         withUnsafeBytes { raw in
             // Word at a time: a 16 MiB image is checked in about a millisecond.

@@ -179,3 +179,17 @@ extension ImageSourceTests {
         #expect(try store.rowCount("image_blobs") == 3)
     }
 }
+
+extension ImageSourceTests {
+    @Test func aRangeOfTheElfIsCheckedInBounds() {
+        let elf: [UInt8] = [1, 2, 3, 4]
+        #expect(elf.holds([3, 4], at: 2))
+        #expect(!elf.holds([3, 4, 5], at: 2))
+        #expect(!elf.holds([4], at: 2))
+        #expect(!elf.holds([1], at: -1))
+        #expect(!elf.holds([1], at: Int.max))
+        #expect(elf.holds([], at: 4))
+        #expect(!elf.holds([], at: 5))
+        #expect([UInt8]().holds([], at: 0))
+    }
+}
