@@ -6,11 +6,7 @@ import Synchronization
 /// loader looks up: FUNC (kfuncs, attach targets), VAR (typed ksyms), TYPEDEF (raw tracepoints).
 public final class KernelBTF: Sendable {
     public let btf: BTF
-    /// Name offset and kind of every type, side by side: a lookup scans these compact arrays
-    /// and compares name bytes in place (as libbpf's btf__find_by_name_kind does), instead of
-    /// hashing a String for each of the ~100k names up front.
-    private let nameOffsets: [UInt32]
-    private let kinds: [UInt8]
+    private let columns: BTFNameColumns
     /// Lookups already answered (a daemon resolves the same kfuncs for many loads).
     private let found = Mutex<[FindKey: UInt32?]>([:])
 
@@ -21,27 +17,15 @@ public final class KernelBTF: Sendable {
 
     public init(btf: BTF) {
         self.btf = btf
-        var offsets = [UInt32](repeating: 0, count: btf.types.count)
-        var tags = [UInt8](repeating: 0, count: btf.types.count)
-        btf.types.withUnsafeBufferPointer { types in
-            for i in types.indices {
-                offsets[i] = types[i].nameOffset
-                tags[i] = types[i].kind.tag.rawValue
-            }
-        }
-        nameOffsets = offsets
-        kinds = tags
+        columns = BTFNameColumns(btf.types)
     }
 
     public func find(_ name: String, kind: BTFKindTag) -> UInt32? {
         let key = FindKey(name: name, kind: kind.rawValue)
         if let hit = found.withLock({ $0[key] }) { return hit }
         let target = Array(name.utf8)
-        var result: UInt32?
-        for i in 1..<max(kinds.count, 1) where kinds[i] == kind.rawValue && btf.stringEquals(nameOffsets[i], target) {
-            result = UInt32(i)
-            break
-        }
+        // Index 0 is the void type; every name match is a real type id.
+        let result = columns.firstIndex(of: kind) { btf.stringEquals($0, target) }.map(UInt32.init)
         found.withLock { $0[key] = .some(result) }
         return result
     }
@@ -123,4 +107,36 @@ func readWholeFile(_ path: String) -> [UInt8]? {
         out.append(contentsOf: buf[0..<n])
     }
     return out
+}
+
+/// Name offset and kind of every type of a BTF, side by side: a lookup scans these compact arrays
+/// and compares name bytes in place (as libbpf's `btf__find_by_name_kind` does), instead of
+/// hashing a String for each of vmlinux's ~100k names up front.
+struct BTFNameColumns: Sendable {
+    private let nameOffsets: [UInt32]
+    private let kinds: [UInt8]
+
+    init(_ types: [BTFType]) {
+        var offsets = [UInt32](repeating: 0, count: types.count)
+        var tags = [UInt8](repeating: 0, count: types.count)
+        types.withUnsafeBufferPointer { types in
+            for i in types.indices {
+                offsets[i] = types[i].nameOffset
+                tags[i] = types[i].kind.tag.rawValue
+            }
+        }
+        nameOffsets = offsets
+        kinds = tags
+    }
+
+    /// The first index of a type of `kind` whose name offset `matches`.
+    func firstIndex(of kind: BTFKindTag, where matches: (UInt32) -> Bool) -> Int? {
+        let tag = kind.rawValue
+        return kinds.withUnsafeBufferPointer { ks in
+            nameOffsets.withUnsafeBufferPointer { offs in
+                for i in 0..<ks.count where ks[i] == tag && matches(offs[i]) { return i }
+                return nil
+            }
+        }
+    }
 }

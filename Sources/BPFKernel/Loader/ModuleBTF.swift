@@ -10,25 +10,14 @@ public final class ModuleBTF: Sendable {
     /// The module's name.
     public let name: String
     public let btf: SplitBTF
-    /// Name offset and kind of each own type, side by side (as `KernelBTF` keeps vmlinux's):
-    /// a lookup scans these instead of the types themselves.
-    private let nameOffsets: [UInt32]
-    private let kinds: [UInt8]
+    /// Name offset and kind of each own type (as `KernelBTF` keeps vmlinux's).
+    private let columns: BTFNameColumns
 
     public init(objectID: UInt32, name: String, btf: SplitBTF) {
         self.objectID = objectID
         self.name = name
         self.btf = btf
-        var offsets = [UInt32](repeating: 0, count: btf.ownTypes.count)
-        var tags = [UInt8](repeating: 0, count: btf.ownTypes.count)
-        btf.ownTypes.withUnsafeBufferPointer { types in
-            for i in types.indices {
-                offsets[i] = types[i].nameOffset
-                tags[i] = types[i].kind.tag.rawValue
-            }
-        }
-        nameOffsets = offsets
-        kinds = tags
+        columns = BTFNameColumns(btf.ownTypes)
     }
 
     /// A type of this module (its own types only: vmlinux is searched before modules, as in
@@ -36,28 +25,18 @@ public final class ModuleBTF: Sendable {
     public func find(_ name: String, kind: BTFKindTag) -> UInt32? {
         let target = Array(name.utf8)
         guard !target.isEmpty else { return nil }
-        let tag = kind.rawValue, stringBase = btf.stringBase, first = btf.firstID
-        let base = btf.base
-        return kinds.withUnsafeBufferPointer { ks in
-            nameOffsets.withUnsafeBufferPointer { offs in
-                btf.ownStrings.withUnsafeBufferPointer { own -> UInt32? in
-                    for i in 0..<ks.count where ks[i] == tag {
-                        let o = offs[i]
-                        if o < stringBase {
-                            if base.stringEquals(o, target) { return first + UInt32(i) }
-                            continue
-                        }
-                        // Own string at `o - stringBase`: the target's bytes, then NUL.
-                        let start = Int(o - stringBase)
-                        guard start + target.count < own.count else { continue }
-                        var same = true
-                        for k in 0..<target.count where own[start + k] != target[k] { same = false; break }
-                        if same && own[start + target.count] == 0 { return first + UInt32(i) }
-                    }
-                    return nil
-                }
+        let stringBase = btf.stringBase, base = btf.base
+        let index = btf.ownStrings.withUnsafeBufferPointer { own in
+            columns.firstIndex(of: kind) { o in
+                if o < stringBase { return base.stringEquals(o, target) }
+                // Own string at `o - stringBase`: the target's bytes, then NUL.
+                let start = Int(o - stringBase)
+                guard start + target.count < own.count else { return false }
+                for k in 0..<target.count where own[start + k] != target[k] { return false }
+                return own[start + target.count] == 0
             }
         }
+        return index.map { btf.firstID + UInt32($0) }
     }
 }
 
