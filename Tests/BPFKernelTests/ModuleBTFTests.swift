@@ -114,7 +114,7 @@ struct ModuleBTFTests {
         #expect(Set(opened.map(\.module.name)) == (try Self.sysfsModules()))
         for m in opened {
             // A real module's split BTF continues vmlinux's ids.
-            #expect(m.module.btf.firstID == UInt32(try KernelBTF.vmlinux().btf.types.count))
+            #expect(m.module.btf.firstID == UInt32(try KernelBTF.vmlinux().index.typeCount))
             m.fd.close()
         }
         withExtendedLifetime(user) {}
@@ -126,7 +126,7 @@ struct ModuleBTFTests {
                        kfuncBParams: Int? = 1, counter: Bool = true) throws -> (OpenModuleBTF, ids: [String: UInt32]) {
         let vmlinux = try KernelBTF.vmlinux()
         let int = try #require(vmlinux.find("int", kind: .int))
-        var b = BTFBlobBuilder(baseTypeCount: UInt32(vmlinux.btf.types.count), baseStringLength: UInt32(vmlinux.btf.strings.count))
+        var b = BTFBlobBuilder(baseTypeCount: UInt32(vmlinux.index.typeCount), baseStringLength: UInt32(vmlinux.index.stringLength))
         var ids: [String: UInt32] = [:]
         let voidProto = b.functionProto(returns: 0, params: [])
         if kfuncA { ids["bpfdepot_mod_kfunc_a"] = b.function("bpfdepot_mod_kfunc_a", proto: voidProto) }
@@ -136,7 +136,7 @@ struct ModuleBTFTests {
         }
         if counter { ids["bpfdepot_mod_counter"] = b.variable("bpfdepot_mod_counter", type: int) }
         ids["bpfdepot_mod_attach"] = b.function("bpfdepot_mod_attach", proto: voidProto)
-        let split = try SplitBTF(parsing: b.blob(), base: vmlinux.btf)
+        let split = try SplitBTF(parsing: b.blob(), base: try vmlinux.btf())
         return (OpenModuleBTF(module: ModuleBTF(objectID: objectID, name: name, btf: split), fd: fd), ids)
     }
 
@@ -158,7 +158,7 @@ struct ModuleBTFTests {
 
         let a = try #require(ids["bpfdepot_mod_kfunc_a"]), b = try #require(ids["bpfdepot_mod_kfunc_b"])
         let counter = try #require(ids["bpfdepot_mod_counter"])
-        #expect(a >= UInt32(try KernelBTF.vmlinux().btf.types.count))
+        #expect(a >= UInt32(try KernelBTF.vmlinux().index.typeCount))
         #expect(r["bpfdepot_mod_kfunc_a"] == .kfunc(btfID: a, fdArrayIndex: 1, btfObjectFD: fd.rawValue))
         #expect(r["bpfdepot_mod_kfunc_b"] == .kfunc(btfID: b, fdArrayIndex: 1, btfObjectFD: fd.rawValue))
         #expect(r["bpfdepot_mod_counter"] == .typedKsym(btfID: counter, btfObjectFD: fd.rawValue))
@@ -243,8 +243,8 @@ struct ModuleBTFTests {
         #expect(try resolve("bpfdepot_mod_attach") == (target, "bpfdepot_mod"))
         // A vmlinux function: vmlinux, no module fd.
         let vmlinux = try KernelBTF.vmlinux()
-        let kernelFunc = try #require(vmlinux.btf.types.indices.first { if case .function = vmlinux.btf.types[$0].kind { true } else { false } })
-        let kernelName = vmlinux.btf.name(of: UInt32(kernelFunc))
+        let kernelFunc = try #require(vmlinux.index.kindTags.firstIndex(of: BTFKindTag.function.rawValue))
+        let kernelName = vmlinux.index.name(of: UInt32(kernelFunc))
         #expect(try resolve(kernelName) == (UInt32(kernelFunc), nil))
         // libbpf searches a named module's whole split BTF, vmlinux part first.
         #expect(try resolve("bpfdepot_mod:\(kernelName)") == (UInt32(kernelFunc), "bpfdepot_mod"))

@@ -71,7 +71,7 @@ struct ExternResolver {
         -> (kernel: any BTFTypeLookup, id: UInt32, module: OpenModuleBTF?)?
     {
         let vmlinux = try KernelBTF.vmlinux()
-        if let id = vmlinux.find(ext.essentialName, kind: kind) { return (vmlinux.btf, id, nil) }
+        if let id = vmlinux.find(ext.essentialName, kind: kind) { return (vmlinux, id, nil) }
         do {
             guard let (m, id) = try modules.find(ext.essentialName, kind: kind) else { return nil }
             return (m.module.btf, id, m)

@@ -2,11 +2,14 @@ import BPFObject
 import Glibc
 import Synchronization
 
-/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), with a name index for the kinds the
-/// loader looks up: FUNC (kfuncs, attach targets), VAR (typed ksyms), TYPEDEF (raw tracepoints).
-public final class KernelBTF: Sendable {
-    public let btf: BTF
+/// The running kernel's BTF (`/sys/kernel/btf/vmlinux`), read lazily (`BTFIndex`: a type is
+/// decoded when a lookup or compatibility check reaches it), with name lookups for the kinds the
+/// loader needs: FUNC (kfuncs, attach targets), VAR (typed ksyms), TYPEDEF (raw tracepoints).
+public final class KernelBTF: Sendable, BTFTypeLookup {
+    public let index: BTFIndex
     private let columns: BTFNameColumns
+    /// Every type decoded, built on first need: module BTF is split BTF over it.
+    private let decoded = Mutex<BTF?>(nil)
     /// Lookups already answered (a daemon resolves the same kfuncs for many loads).
     private let found = Mutex<[FindKey: UInt32?]>([:])
 
@@ -15,9 +18,19 @@ public final class KernelBTF: Sendable {
         let kind: UInt8
     }
 
-    public init(btf: BTF) {
-        self.btf = btf
-        columns = BTFNameColumns(btf.types)
+    public init(index: BTFIndex) {
+        self.index = index
+        columns = BTFNameColumns(nameOffsets: index.nameOffsets, kinds: index.kindTags)
+    }
+
+    public func type(_ id: UInt32) -> BTFType? { index.type(id) }
+
+    /// vmlinux BTF with every type decoded (the base a module's split BTF is parsed over).
+    public func btf() throws(BTFError) -> BTF {
+        if let done = decoded.withLock({ $0 }) { return done }
+        let full = try index.decodedAll()
+        decoded.withLock { $0 = full }
+        return full
     }
 
     public func find(_ name: String, kind: BTFKindTag) -> UInt32? {
@@ -25,7 +38,7 @@ public final class KernelBTF: Sendable {
         if let hit = found.withLock({ $0[key] }) { return hit }
         let target = Array(name.utf8)
         // Index 0 is the void type; every name match is a real type id.
-        let result = columns.firstIndex(of: kind) { btf.stringEquals($0, target) }.map(UInt32.init)
+        let result = columns.firstIndex(of: kind) { index.stringEquals($0, target) }.map(UInt32.init)
         found.withLock { $0[key] = .some(result) }
         return result
     }
@@ -48,7 +61,7 @@ public final class KernelBTF: Sendable {
             return .failure(.extern(name: "vmlinux", reason: "cannot read \(path): the kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"))
         }
         do {
-            return .success(KernelBTF(btf: try BTF(parsing: bytes)))
+            return .success(KernelBTF(index: try BTFIndex(parsing: bytes)))
         } catch {
             return .failure(.extern(name: "vmlinux", reason: "cannot parse \(path): \(error)"))
         }
@@ -56,7 +69,7 @@ public final class KernelBTF: Sendable {
 
     /// libbpf's `bpf_core_types_are_compat` against vmlinux BTF.
     public func isCompatible(local: BTF, _ localID: UInt32, kernel kernelID: UInt32) -> Bool {
-        KernelBTF.isCompatible(local: local, localID, kernel: btf, kernelID)
+        KernelBTF.isCompatible(local: local, localID, kernel: self, kernelID)
     }
 
     /// libbpf's `bpf_core_types_are_compat`: the local and kernel types have the same shape after
@@ -115,6 +128,11 @@ func readWholeFile(_ path: String) -> [UInt8]? {
 struct BTFNameColumns: Sendable {
     private let nameOffsets: [UInt32]
     private let kinds: [UInt8]
+
+    init(nameOffsets: [UInt32], kinds: [UInt8]) {
+        self.nameOffsets = nameOffsets
+        self.kinds = kinds
+    }
 
     init(_ types: [BTFType]) {
         var offsets = [UInt32](repeating: 0, count: types.count)

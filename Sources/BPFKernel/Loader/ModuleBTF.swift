@@ -149,7 +149,7 @@ public enum KernelBTFObjects {
             throw .module(name: e.info.name, objectID: e.info.id, reason: "reading its blob: \(error)")
         }
         do {
-            return ModuleBTF(objectID: e.info.id, name: e.info.name, btf: try SplitBTF(parsing: bytes, base: vmlinux.btf))
+            return ModuleBTF(objectID: e.info.id, name: e.info.name, btf: try SplitBTF(parsing: bytes, base: vmlinux.btf()))
         } catch {
             throw .module(name: e.info.name, objectID: e.info.id, reason: "not valid split BTF over vmlinux: \(error)")
         }

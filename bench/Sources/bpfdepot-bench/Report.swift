@@ -197,8 +197,9 @@ struct Report {
             out += "\n## vmlinux BTF\n\n"
             out += "Milliseconds to read `/sys/kernel/btf/vmlinux`, parse it and look up one kfunc by name: libbpf "
             out += "(`btf__load_vmlinux_btf` + `btf__find_by_name_kind` + `btf__free`) pays this on every load that "
-            out += "needs kernel BTF; our loader once per process (`KernelBTF.vmlinux()`, including the name index "
-            out += "its first lookup builds). It explains most of the gap between *cold* and *median* above.\n\n"
+            out += "needs kernel BTF; our loader once per process (`KernelBTF.vmlinux()`: one pass over the type "
+            out += "records, types decoded when a lookup reaches them). It explains most of the gap between *cold* "
+            out += "and *median* above.\n\n"
             var header = ["", "ours"]
             for o in others { header += [label(o), "ours / \(label(o))"] }
             var rowsOut: [[String]] = []

@@ -6,8 +6,9 @@
 //   bpfdepot-bench load FIXTURE.o NAME ITERATIONS WARMUP PIN_ROOT
 //       ObjectSpec(elf:name:) + Loader.load + unload().
 //   bpfdepot-bench vmlinux - NAME ITERATIONS WARMUP
-//       read /sys/kernel/btf/vmlinux + BTF(parsing:) + KernelBTF's first find (which builds its
-//       name index): what our loader does once per process (KernelBTF.vmlinux() caches it).
+//       read /sys/kernel/btf/vmlinux + BTFIndex(parsing:) (one pass over the records; types are
+//       decoded when asked for) + KernelBTF's first find: what our loader does once per process
+//       (KernelBTF.vmlinux() caches it).
 //   bpfdepot-bench callgrind-parse FIXTURE.o NAME ITERATIONS
 //       one untimed warm-up parse, then ITERATIONS parses inside callgrindParseRegion, the
 //       function run.sh collects with `--toggle-collect='*callgrindParseRegion*'`.
@@ -147,7 +148,7 @@ case "vmlinux":
     timed(op: "vmlinux", name: args[3], iterations: Int(args[4]) ?? 20, warmup: Int(args[5]) ?? 2, body: {
         let bytes = readBytes("/sys/kernel/btf/vmlinux")
         do {
-            let kernel = KernelBTF(btf: try BTF(parsing: bytes))
+            let kernel = KernelBTF(index: try BTFIndex(parsing: bytes))
             guard kernel.find("bpf_arena_alloc_pages", kind: .function) != nil else { fail("bpf_arena_alloc_pages not in vmlinux BTF") }
             kept = kernel
         } catch {
