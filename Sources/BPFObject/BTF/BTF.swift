@@ -13,11 +13,7 @@ public struct BTF: Sendable, Equatable {
 
     /// The name behind a string offset ("" for 0 or an offset outside the table).
     public func string(at offset: UInt32) -> String {
-        let o = Int(offset)
-        guard o > 0, o < strings.count else { return "" }
-        var end = o
-        while end < strings.count, strings[end] != 0 { end += 1 }
-        return String(decoding: strings[o..<end], as: UTF8.self)
+        Self.string(in: strings[...], at: offset)
     }
 
     public func name(of id: UInt32) -> String {
@@ -50,10 +46,26 @@ public struct BTF: Sendable, Equatable {
     }
 
     public func stringEquals(_ offset: UInt32, _ target: [UInt8]) -> Bool {
+        Self.string(in: strings[...], at: offset, equals: target)
+    }
+
+    /// The NUL-terminated string at `offset` of a string section ("" for 0 or outside it).
+    static func string(in table: ArraySlice<UInt8>, at offset: UInt32) -> String {
         let o = Int(offset)
-        guard o > 0, o + target.count < strings.count else { return target.isEmpty && o == 0 }
-        for (k, b) in target.enumerated() where strings[o + k] != b { return false }
-        return strings[o + target.count] == 0
+        guard o > 0, o < table.count else { return "" }
+        let start = table.startIndex + o
+        var end = start
+        while end < table.endIndex, table[end] != 0 { end += 1 }
+        return String(decoding: table[start..<end], as: UTF8.self)
+    }
+
+    /// Whether the string at `offset` of a string section is `target`, compared in place.
+    static func string(in table: ArraySlice<UInt8>, at offset: UInt32, equals target: [UInt8]) -> Bool {
+        let o = Int(offset)
+        guard o > 0, o + target.count < table.count else { return target.isEmpty && o == 0 }
+        let start = table.startIndex + o
+        for (k, b) in target.enumerated() where table[start + k] != b { return false }
+        return table[start + target.count] == 0
     }
 }
 

@@ -83,11 +83,7 @@ public struct BTFIndex: Sendable, BTFTypeLookup {
 
     /// The name behind a string offset ("" for 0 or an offset outside the table).
     public func string(at offset: UInt32) -> String {
-        let o = Int(offset)
-        guard o > 0, o < stringRange.count else { return "" }
-        var end = stringRange.lowerBound + o
-        while end < stringRange.upperBound, bytes[end] != 0 { end += 1 }
-        return String(decoding: bytes[(stringRange.lowerBound + o)..<end], as: UTF8.self)
+        BTF.string(in: bytes[stringRange], at: offset)
     }
 
     public func name(of id: UInt32) -> String {
@@ -96,11 +92,7 @@ public struct BTFIndex: Sendable, BTFTypeLookup {
 
     /// Whether the string at `offset` is `target` (compared in place, no String made).
     public func stringEquals(_ offset: UInt32, _ target: [UInt8]) -> Bool {
-        let o = Int(offset)
-        guard o > 0, o + target.count < stringRange.count else { return target.isEmpty && o == 0 }
-        let start = stringRange.lowerBound + o
-        for (k, b) in target.enumerated() where bytes[start + k] != b { return false }
-        return bytes[start + target.count] == 0
+        BTF.string(in: bytes[stringRange], at: offset, equals: target)
     }
 
     /// Every type decoded: the `BTF` value `BTF(parsing:)` gives for the same bytes.
