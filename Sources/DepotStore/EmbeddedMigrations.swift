@@ -169,16 +169,6 @@ SELECT object_id, revision, section, position, length(image), NULL, rowid FROM r
 DROP TRIGGER revision_images_immutable;
 DROP TABLE revision_images;
 
--- A source must hold `size` bytes: a blob of that length, a range inside the object's ELF.
-CREATE TRIGGER section_images_source_fits BEFORE INSERT ON section_images
-WHEN (NEW.blob_id IS NOT NULL
-      AND (SELECT length(bytes) FROM image_blobs WHERE id = NEW.blob_id) IS NOT NEW.size)
-  OR (NEW.elf_offset IS NOT NULL
-      AND NEW.elf_offset + NEW.size > (SELECT size FROM objects WHERE id = NEW.object_id))
-BEGIN
-    SELECT RAISE(ABORT, 'section image source does not hold the image''s size');
-END;
-
 CREATE TRIGGER section_images_immutable BEFORE UPDATE ON section_images
 BEGIN
     SELECT RAISE(ABORT, 'revision images are immutable: add a new revision');
@@ -220,9 +210,7 @@ SELECT id, name, size, created_at, current_revision FROM objects;
 
 INSERT INTO object_elves (object_id, elf) SELECT id, elf FROM objects;
 
--- Its triggers go with it and are made again below; section_images_source_fits reads objects,
--- so it is made after the rename too.
-DROP TRIGGER section_images_source_fits;
+-- Its triggers go with it and are made again below.
 DROP TABLE objects;
 ALTER TABLE objects_rebuilt RENAME TO objects;
 
@@ -255,6 +243,8 @@ BEGIN
     SELECT RAISE(ABORT, 'current revision only moves forward');
 END;
 
+-- A source must hold `size` bytes: a blob of that length, a range inside the object's ELF.
+-- (Made after the rename: it reads objects.)
 CREATE TRIGGER section_images_source_fits BEFORE INSERT ON section_images
 WHEN (NEW.blob_id IS NOT NULL
       AND (SELECT length(bytes) FROM image_blobs WHERE id = NEW.blob_id) IS NOT NEW.size)
