@@ -60,11 +60,13 @@ let package = Package(
             ]),
         // Test-only helpers: compiling the BPF C fixtures.
         .target(name: "BPFTestSupport", path: "Tests/Support"),
+        // Test-only: what this kernel lets the tests do (probes), as Swift Testing traits.
+        .target(name: "KernelTestSupport", dependencies: ["BPFKernel"], path: "Tests/KernelSupport"),
         .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "BPFTestSupport"]),
-        .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport"]),
+        .testTarget(name: "BPFKernelTests", dependencies: ["BPFKernel", "BPFObject", "BPFTestSupport", "KernelTestSupport"]),
         .testTarget(name: "DepotStoreTests", dependencies: ["DepotStore", "BPFObject", "BPFTestSupport"]),
         .testTarget(name: "DepotHTTPTests", dependencies: [
-            "DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFKernel", "BPFTestSupport",
+            "DepotHTTP", "DepotCore", "DepotStore", "BPFObject", "BPFKernel", "BPFTestSupport", "KernelTestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

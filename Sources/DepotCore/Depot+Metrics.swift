@@ -81,6 +81,7 @@ public final class DepotMetrics: Sendable {
         case .map: return "map"
         case .program: return "program"
         case .arena, .arenaAddressInUse: return "arena"
+        case .kernelLacks: return "kernel_feature"
         case .extern: return "extern"
         case .kconfig: return "kconfig"
         case .relocation: return "relocation"

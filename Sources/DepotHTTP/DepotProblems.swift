@@ -50,6 +50,10 @@ extension DepotError: HTTPProblemConvertible {
                                                 ("log", .string(v.log)), ("logTruncated", .bool(v.logTruncated))])
             case .arenaAddressInUse:
                 return HTTPProblem(status: .conflict, type: "arena-address-in-use", detail: detail)
+            case .kernelLacks(let probe, _):
+                var ext: [(String, JSONValue)] = [("feature", .string(probe.feature.rawValue)), ("kernel", .string(KernelVersion.release))]
+                if let errno = probe.errno { ext.append(("errno", .int(Int64(errno)))) }
+                return HTTPProblem(status: .unprocessableContent, type: "kernel-feature-missing", detail: detail, extensions: ext)
             case .readOnly, .unloaded:
                 return HTTPProblem(status: .conflict, type: "conflict", detail: detail)
             case .unknownVariable, .unknownProgram:

@@ -545,7 +545,10 @@ paths:
             a body other than `{"revision": n, "export": [...]}` (`invalid-body`), an `export`
             name the object does not have (`unknown-variable`) or cannot export (`bad-value`),
             the verifier refused a program (`verifier-rejected`, with `program`, `errno`, `log`,
-            `logTruncated`), or the kernel refused the object otherwise (`load-failed`)
+            `logTruncated`), the kernel lacks a feature the object needs, found by the probe
+            `GET /v1/system` shows (`kernel-feature-missing`, with `feature`, e.g. `arena_maps`
+            on a kernel before 6.9, `kernel` and, where the probe got one, `errno`), or the
+            kernel refused the object otherwise (`load-failed`)
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }

@@ -5,6 +5,7 @@ import Glibc
 import Testing
 
 @testable import BPFKernel
+import KernelTestSupport
 
 /// Taking over a pinned load, as a restarted service does: the same kernel objects, the arena at
 /// the same address with the same pages, the data maps mapped again.
@@ -32,7 +33,7 @@ struct AdoptionTests {
         return ids
     }
 
-    @Test func anAdoptedLoadHasTheSameObjectsMemoryAndValues() throws {
+    @Test(.needsArenaMaps, .arenaTally) func anAdoptedLoadHasTheSameObjectsMemoryAndValues() throws {
         let spec = try ObjectSpec(elf: Fixtures.bytes("adopt_arena"), name: "adopt_arena")
         let dir = try Self.pinDirectory()
         var options = LoadOptions()
@@ -71,7 +72,7 @@ struct AdoptionTests {
         #expect(Self.heldBPFIDs().isDisjoint(with: ours))  // every fd of the adopted load closed
     }
 
-    @Test func anArenaTheKernelPlacedIsMappedAgainAtItsRecordedAddress() throws {
+    @Test(.needsArenaMaps, .arenaTally) func anArenaTheKernelPlacedIsMappedAgainAtItsRecordedAddress() throws {
         let spec = try ObjectSpec(elf: Fixtures.bytes("arena_anyaddr"), name: "arena_anyaddr")
         let dir = try Self.pinDirectory()
         var options = LoadOptions()
@@ -97,8 +98,10 @@ struct AdoptionTests {
         #expect(Self.u64(try adopted.read(variable: "any_read_seq")) == 0x5f52)
     }
 
-    @Test func aPinReplacedByAnotherObjectIsRefused() throws {
-        let spec = try ObjectSpec(elf: Fixtures.bytes("adopt_arena"), name: "adopt_arena")
+    /// The arena fixture where the kernel has arenas; the global-data fixture everywhere.
+    @Test(arguments: KernelRequirements.arenaMaps.available ? ["globals", "adopt_arena"] : ["globals"])
+    func aPinReplacedByAnotherObjectIsRefused(fixture: String) throws {
+        let spec = try ObjectSpec(elf: Fixtures.bytes(fixture), name: fixture)
         let dir = try Self.pinDirectory()
         var options = LoadOptions()
         options.pinDirectory = dir
@@ -108,7 +111,7 @@ struct AdoptionTests {
         // Same names and shapes, new kernel objects: the recorded ids no longer match.
         let second = try Loader.load(spec, options: options)
         defer { second.unload() }
-        #expect(record.mapIDs["arena"] != second.maps[0].id)
+        #expect(record.mapIDs[spec.maps[0].name] != second.maps[0].id)
         do {
             _ = try Loader.adopt(spec, pinDirectory: dir, record: record)
             Issue.record("expected adoption to refuse a replaced pin")

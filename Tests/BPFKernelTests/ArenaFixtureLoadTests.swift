@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import BPFKernel
+import KernelTestSupport
 
 /// The "run" fixtures (Tests/Fixtures/README.md) loaded through `Loader.load`, their programs
 /// run in the order their FACTS comments give, and every documented result read back through
@@ -83,9 +84,9 @@ struct ArenaFixtureLoadTests {
         return obj.arenaDataOffset == 0 ? base + page : base
     }
 
-    /// A `CONFIG_X=value` line of /proc/config.gz, read independently of the loader's parser.
+    /// A `CONFIG_X=value` line of the kernel's config (/boot/config-$(uname -r), else /proc/config.gz), read independently of the loader's parser.
     static func kernelConfig(_ option: String) throws -> String {
-        let text = try Fixtures.run("/bin/sh", ["-c", "zcat /proc/config.gz | grep '^\(option)='"]).get()
+        let text = try Fixtures.run("/bin/sh", ["-c", "{ cat /boot/config-$(uname -r) 2>/dev/null || zcat /proc/config.gz; } | grep '^\(option)='"]).get()
         return String(text.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst(option.count + 1))
     }
 
@@ -101,7 +102,7 @@ struct ArenaFixtureLoadTests {
 
     /// Default `list_len` 100: build, sum, free, build, sum; the list is also walked from user
     /// space through the mmap'ed arena, following the `next` pointers the program stored.
-    @Test func arenaListDefaultLength() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaListDefaultLength() throws {
         let obj = try Loader.load(Self.spec("arena_list"))
         defer { obj.unload() }
         #expect(obj.arenaAddress == 0x1100_0000_0000)
@@ -162,7 +163,7 @@ struct ArenaFixtureLoadTests {
     /// `list_len` patched in the image before load: N = min(list_len, 5440) nodes on
     /// P = ceil(N / 170) pages (1000 -> 500500 on 6 pages; 100000 is clamped to 5440 -> 14799520
     /// on 32 pages).
-    @Test(arguments: [1000, 100_000] as [UInt64])
+    @Test(.needsArenaMaps, .arenaTally, arguments: [1000, 100_000] as [UInt64])
     func arenaListPatchedLength(listLen: UInt64) throws {
         var spec = try Self.spec("arena_list")
         try spec.patch(variable: "list_len", with: .uint(listLen))
@@ -234,7 +235,7 @@ struct ArenaFixtureLoadTests {
 
     /// Default 100 keys: fill (100 new), fill again (0 new, table unchanged), lookup (100 hits,
     /// 100 misses, values sum to 14950).
-    @Test func arenaHtabDefaultKeys() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaHtabDefaultKeys() throws {
         let obj = try Loader.load(Self.spec("arena_htab"))
         defer { obj.unload() }
         #expect(obj.arenaAddress == 0x1200_0000_0000)
@@ -256,7 +257,7 @@ struct ArenaFixtureLoadTests {
 
     /// Patched `htab_keys`: 300 (35411 probes) and 512 = full table (114705 probes, sum 392960);
     /// 1000 is clamped to 512.
-    @Test(arguments: [(300, 300, 35411), (512, 512, 114_705), (1000, 512, 114_705)] as [(UInt64, UInt32, UInt64)])
+    @Test(.needsArenaMaps, .arenaTally, arguments: [(300, 300, 35411), (512, 512, 114_705), (1000, 512, 114_705)] as [(UInt64, UInt32, UInt64)])
     func arenaHtabPatchedKeys(htabKeys: UInt64, k: UInt32, probes: UInt64) throws {
         var spec = try Self.spec("arena_htab")
         try spec.patch(variable: "htab_keys", with: .uint(htabKeys))
@@ -270,7 +271,7 @@ struct ArenaFixtureLoadTests {
     }
 
     /// htab_lookup before any htab_fill: no table, so every key is a miss (and keys < K are bad).
-    @Test func arenaHtabLookupWithoutFill() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaHtabLookupWithoutFill() throws {
         let obj = try Loader.load(Self.spec("arena_htab"))
         defer { obj.unload() }
         #expect(try Self.run(obj, "htab_lookup") == 0)
@@ -284,7 +285,7 @@ struct ArenaFixtureLoadTests {
 
     /// One atomics_run: every fetch/non-fetch add, or, and, xor, cmpxchg and xchg on 32- and
     /// 64-bit arena words, and 64 rounds of a test-and-set lock.
-    @Test func arenaAtomicsSingleRun() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaAtomicsSingleRun() throws {
         let obj = try Loader.load(Self.spec("arena_atomics"))
         defer { obj.unload() }
         #expect(obj.arenaAddress == 0x1300_0000_0000)
@@ -324,7 +325,7 @@ struct ArenaFixtureLoadTests {
     /// Runs from several threads at once (straight BPF_PROG_TEST_RUN on the program fd:
     /// `LoadedObject.run` holds the object's lock for the syscall, so it would serialize them):
     /// the lock never loses an increment and the adds all land.
-    @Test func arenaAtomicsConcurrentRuns() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaAtomicsConcurrentRuns() throws {
         let obj = try Loader.load(Self.spec("arena_atomics"))
         defer { obj.unload() }
         let fd = try #require(obj.program(named: "atomics_run")).fd
@@ -353,7 +354,7 @@ struct ArenaFixtureLoadTests {
 
     /// A 1 GiB arena at 1<<46 with a 4-page non-zero image; a page allocated at a fixed address
     /// near the end, seen through the user mapping, then freed and allocated again.
-    @Test func arenaBigOneGiB() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaBigOneGiB() throws {
         let obj = try Loader.load(Self.spec("arena_big"))
         defer { obj.unload() }
         let base: UInt64 = 1 << 46
@@ -404,7 +405,7 @@ struct ArenaFixtureLoadTests {
 
     /// map_extra 0: the kernel picks the arena's address at the loader's mmap; the pointers the
     /// programs keep in .bss are addresses in that mapping.
-    @Test func arenaAnyAddress() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenaAnyAddress() throws {
         let obj = try Loader.load(Self.spec("arena_anyaddr"))
         defer { obj.unload() }
         let index = try #require(obj.spec.arenaMapIndex)
@@ -452,7 +453,7 @@ struct ArenaFixtureLoadTests {
     // MARK: arena_loop
 
     /// loop_run with loop_n (default 1000, or patched): sum 1..n, squares 1..min(n, 1023).
-    @Test(arguments: [nil, 50, 100_000, 0] as [UInt64?])
+    @Test(.needsArenaMaps, .arenaTally, arguments: [nil, 50, 100_000, 0] as [UInt64?])
     func arenaLoop(loopN: UInt64?) throws {
         var spec = try Self.spec("arena_loop")
         if let loopN { try spec.patch(variable: "loop_n", with: .uint(loopN)) }

@@ -1,7 +1,9 @@
+import Foundation
 import Glibc
 import Testing
 
 @testable import BPFKernel
+import KernelTestSupport
 
 /// Shared facts for the syscall-layer tests.
 enum SysTestSupport {
@@ -171,11 +173,10 @@ struct SysTests {
 
     @Test("map_create failure: typed error with command, errno and a lowercase message")
     func mapCreateErrorContext() throws {
-        // An arena must have key and value size 0.
+        // An array's key is a 4-byte index; the kernel refuses any other key size.
         let error = #expect(throws: BPFError.self) {
             try BPFSys.mapCreate(
-                type: BPFConstants.MapType.arena, keySize: 4, valueSize: 4, maxEntries: 1,
-                flags: BPFConstants.MapFlag.mmapable, name: "bad arena!")
+                type: BPFConstants.MapType.array, keySize: 8, valueSize: 4, maxEntries: 1, name: "bad array!")
         }
         guard case .syscall(let command, let errno, let context) = error else {
             Issue.record("expected a syscall error, got \(String(describing: error))")
@@ -183,7 +184,7 @@ struct SysTests {
         }
         #expect(command == .mapCreate)
         #expect(errno == EINVAL)
-        #expect(context.contains("\"bad_arena_\""))
+        #expect(context.contains("\"bad_array_\""))
         let message = String(describing: try #require(error))
         #expect(message.hasPrefix("bpf(BPF_MAP_CREATE) failed with EINVAL (invalid argument) while creating map"))
     }
@@ -291,7 +292,7 @@ struct SysTests {
 
     // MARK: arenas and mmap
 
-    @Test("arena at map_extra: mapped there with MAP_FIXED_NOREPLACE, bytes round-trip")
+    @Test("arena at map_extra: mapped there with MAP_FIXED_NOREPLACE, bytes round-trip", .needsArenaMaps, .arenaTally)
     func arenaAtFixedAddress() throws {
         let address = Support.arenaAddress(slot: 1)
         let pages = 4
@@ -309,7 +310,7 @@ struct SysTests {
         #expect(throws: BPFError.self) { try region.read(at: 0, count: 1) }
     }
 
-    @Test("a second arena at the same address fails with the clear EEXIST error")
+    @Test("a second arena at the same address fails with the clear EEXIST error", .needsArenaMaps, .arenaTally)
     func arenaAddressClash() throws {
         let address = Support.arenaAddress(slot: 2)
         let length = 2 * Support.pageSize
@@ -328,7 +329,7 @@ struct SysTests {
         #expect(try firstRegion.read(at: 0, count: 1) == [1])
     }
 
-    @Test("arena with map_extra 0: the kernel picks the address")
+    @Test("arena with map_extra 0: the kernel picks the address", .needsArenaMaps, .arenaTally)
     func arenaKernelPicksAddress() throws {
         let length = Support.pageSize
         let arena = try Support.arena(pages: 1, mapExtra: 0, name: "sys_arena0")
@@ -400,14 +401,52 @@ struct SysTests {
 
     // MARK: probes and hygiene
 
-    @Test("feature probes agree with what this kernel actually does")
+    @Test("feature probes: every probe answers with a reason, and the arena probe matches a real map create")
     func featureProbes() throws {
-        let fullRange = FeatureProbes.ldimm64FullRangeOff()
-        print("FeatureProbes.ldimm64FullRangeOff() = \(fullRange)")
-        print("FeatureProbes.progBindMap() = \(FeatureProbes.progBindMap())")
-        print("FeatureProbes.arenaMaps() = \(FeatureProbes.arenaMaps())")
+        for probe in FeatureProbes.all {
+            print("probe \(probe.feature.rawValue): \(probe.available ? "yes" : "no") — \(probe.reason)")
+            #expect(!probe.reason.isEmpty)
+            #expect(probe.reason.first?.isUppercase == false, "\(probe.reason)")
+        }
         #expect(FeatureProbes.progBindMap())
-        #expect(FeatureProbes.arenaMaps())
+        #expect(FeatureProbes.result(.vmlinuxBTF).available == FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux"))
+        // Ground truth for the arena probe: a real arena map of another shape.
+        let created = Result { try Support.arena(pages: 2, mapExtra: 0, name: "sys_probe_truth") }
+        let arena = FeatureProbes.result(.arenaMaps)
+        switch created {
+        case .success(let fd):
+            fd.close()
+            #expect(arena.available)
+        case .failure(let error):
+            #expect(!arena.available)
+            let errno = (error as? BPFError)?.errno
+            #expect(arena.errno == errno)
+            if errno == EPERM { #expect(arena.reason.hasPrefix("kernel refuses BPF arena maps: EPERM")) }
+            if errno == EINVAL { #expect(arena.reason.contains("has no BPF arena maps")) }
+        }
+        // Module BTF: the probe sees modules exactly when /sys/kernel/btf lists more than vmlinux.
+        let listed = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/kernel/btf")) ?? []).filter { $0 != "vmlinux" }
+        #expect(FeatureProbes.result(.moduleBTF).available == !listed.isEmpty)
+    }
+
+    @Test("feature probes leave no descriptor behind")
+    func featureProbesLeaveNothing() throws {
+        for feature in FeatureProbe.Feature.allCases { _ = FeatureProbes.probe(feature) }  // warm caches
+        let before = Support.openDescriptors().count
+        let rounds = 50
+        for _ in 0 ..< rounds {
+            for feature in FeatureProbe.Feature.allCases { _ = FeatureProbes.probe(feature) }
+        }
+        let after = Support.openDescriptors().count
+        print("feature probes: /proc/self/fd entries \(before) → \(after) over \(rounds) rounds of every probe")
+        // Tests in parallel hold a few descriptors at any moment; one leaked descriptor per probe
+        // run would add at least `rounds`.
+        #expect(after - before < rounds)
+    }
+
+    @Test("ld_imm64 full-range probe matches a 1 GiB offset into a 2 GiB arena", .needsArenaMaps, .arenaTally)
+    func ldimm64ProbeGroundTruth() throws {
+        let fullRange = FeatureProbes.ldimm64FullRangeOff()
 
         // Ground truth for the ld_imm64 probe, in the case it exists for: the address 1 GiB
         // into a 2 GiB arena. Kernels that still cap direct value offsets at 512 MiB refuse it.

@@ -5,6 +5,7 @@ import DepotHTTP
 import Foundation
 import Glibc
 import Logging
+import KernelTestSupport
 import Testing
 
 /// `GET /metrics`, exported variables and access logs, as an operator sees them: a loopback
@@ -122,7 +123,7 @@ import Testing
         return out
     }
 
-    @Test func exportedArenaVariablesFollowTheLiveValues() throws {
+    @Test(.needsArenaMaps, .arenaTally) func exportedArenaVariablesFollowTheLiveValues() throws {
         let f = try ServiceFixture()
         defer { f.close() }
         let s = try f.server()
@@ -231,7 +232,7 @@ import Testing
     /// The export list is kept with the load in the database: after `kill -9` and a start that
     /// adopts the pinned load, the same series come back with the same values and follow the
     /// program again.
-    @Test func exportsSurviveARestartOfTheService() throws {
+    @Test(.needsArenaMaps, .arenaTally) func exportsSurviveARestartOfTheService() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpfdepot-exports-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let pinRoot = "/sys/fs/bpf/bpfdepot-exports-\(getpid())-\(UInt32.random(in: 0 ... .max))"

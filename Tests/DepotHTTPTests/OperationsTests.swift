@@ -4,6 +4,7 @@ import DepotHTTP
 import DepotStore
 import Foundation
 import Glibc
+import KernelTestSupport
 import Testing
 
 /// Limits an operator relies on: slow clients are cut off, a connection flood gets 503s and the
@@ -134,7 +135,7 @@ struct LoadLimitsTests {
         #expect(depot.budget.withLock { $0.loadsInProgress } == 0)
     }
 
-    @Test func arenasBeyondTheBudgetGet503AndAnArenaLargerThanItGets413() throws {
+    @Test(.needsArenaMaps, .arenaTally) func arenasBeyondTheBudgetGet503AndAnArenaLargerThanItGets413() throws {
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         // arena_anyaddr asks for 8 pages (the kernel places it, so two can be live at once).
         let (_, d, close) = try Self.service(limits: DepotLimits(maxArenaBytes: 12 * page))
@@ -219,12 +220,14 @@ struct ServeProcessTests {
         try serve.start()
         defer { serve.terminate() }
         let c = serve.client
-        let objects = try ["globals_run", "arena_anyaddr"].map { fixture in
+        // An arena object too where the kernel has arenas.
+        let fixtures = KernelRequirements.arenaMaps.available ? ["globals_run", "arena_anyaddr"] : ["globals_run", "globals"]
+        let objects = try fixtures.map { fixture in
             let r = try c.request("POST", "/v1/objects?name=\(fixture).o", body: try Fixtures.bytes(fixture), contentType: "application/octet-stream")
             return try #require(r.json["id"] as? String)
         }
         func cycle(_ i: Int) throws {
-            let r = try c.request("POST", "/v1/objects/\(objects[i % 2])/loads")
+            let r = try c.request("POST", "/v1/objects/\(objects[i % objects.count])/loads")
             let id = try #require((r.json["id"] as? NSNumber)?.int64Value, "\(r.text)")
             #expect(try c.request("GET", "/v1/loads/\(id)/variables").status == 200)
             #expect(try c.request("DELETE", "/v1/loads/\(id)").status == 204)

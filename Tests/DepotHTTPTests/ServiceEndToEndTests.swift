@@ -4,6 +4,7 @@ import DepotCore
 import DepotHTTP
 import DepotStore
 import Foundation
+import KernelTestSupport
 import Testing
 
 /// The service as a client sees it: a loopback server on a SQLite file, curl as the client, real
@@ -13,7 +14,35 @@ import Testing
 @Suite(.serialized) struct ServiceEndToEndTests {
     static let arenaAddress = "0x150000000000"
 
-    @Test func arenaPatchLoadRunAndLiveValues() throws {
+    /// A kernel without arena maps refuses the load with the probe's reason as a 422 problem,
+    /// stores no load, and still loads objects without arenas.
+    @Test(.needsBPF, .disabled(if: KernelRequirements.arenaMaps.available, "this kernel has BPF arena maps"))
+    func anArenaLoadOnAKernelWithoutArenasIsA422KernelFeatureProblem() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try LoopbackServer(router: f.router)
+        defer { s.stop() }
+        let c = ServiceClient(s)
+        let up = try c.send("POST", "/v1/objects?name=service_arena.bpf.o", bytes: try Fixtures.bytes("service_arena"))
+        let id = try #require(up.json["id"] as? String)
+        let load = try c.send("POST", "/v1/objects/\(id)/loads")
+        let problem = expectProblem(422, contentType: load.headers["Content-Type"], body: load.body, type: "kernel-feature-missing")
+        #expect(problem["feature"] as? String == "arena_maps")
+        let detail = problem["detail"] as? String ?? ""
+        #expect(detail.hasPrefix("an object with the BPF arena map"), "\(detail)")
+        #expect(detail.contains(KernelRequirements.arenaMaps.reason))
+        // The refused load is recorded as failed (the record is written first), never loaded.
+        let loads = try c.send("GET", "/v1/loads")
+        let states = (loads.json["loads"] as? [[String: Any]] ?? []).compactMap { $0["state"] as? String }
+        #expect(states == ["failed"], "\(loads.text)")
+        let globals = try c.send("POST", "/v1/objects?name=globals.bpf.o", bytes: try Fixtures.bytes("globals"))
+        let gid = try #require(globals.json["id"] as? String)
+        let ok = try c.send("POST", "/v1/objects/\(gid)/loads")
+        #expect(ok.status == 201, "\(ok.text)")
+        if let lid = (ok.json["id"] as? NSNumber)?.int64Value { _ = try c.send("DELETE", "/v1/loads/\(lid)") }
+    }
+
+    @Test(.needsArenaMaps, .arenaTally) func arenaPatchLoadRunAndLiveValues() throws {
         let f = try ServiceFixture()
         defer { f.close() }
         let s = try LoopbackServer(router: f.router)

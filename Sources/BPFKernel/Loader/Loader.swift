@@ -26,6 +26,7 @@ public enum Loader {
                      modules: ModuleBTFSession) throws(LoaderError) -> LoadedObject {
         var spec = spec
         try applyImages(images, to: &spec)
+        try requireKernelFeatures(spec)
 
         // Externs: .kconfig values go into its image before the map is created.
         var kconfigImage = spec.dataSections.first { $0.kind == .kconfig }?.image ?? []
@@ -118,6 +119,20 @@ public enum Loader {
             // libbpf retries once without BTF when the kernel dislikes the types.
             guard withBTF else { throw .map(name: m.name, error) }
             do { return try attempt(false) } catch { throw .map(name: m.name, error) }
+        }
+    }
+
+    /// What the object needs that a probe can tell up front: refused here, before any map,
+    /// BTF or program exists, with the probe's reason rather than a later command's errno.
+    static func requireKernelFeatures(_ spec: ObjectSpec) throws(LoaderError) {
+        guard let arena = spec.maps.first(where: { $0.type == .arena }) else { return }
+        let maps = FeatureProbes.result(.arenaMaps)
+        guard maps.available else { throw .kernelLacks(maps, needed: "an object with the BPF arena map '\(arena.name)'") }
+        if arena.flags & BPFConstants.MapFlag.segvOnFault != 0 {
+            let segv = FeatureProbes.result(.arenaSegvOnFault)
+            guard segv.available else {
+                throw .kernelLacks(segv, needed: "the arena map '\(arena.name)' with BPF_F_SEGV_ON_FAULT")
+            }
         }
     }
 

@@ -7,6 +7,9 @@ public enum LoaderError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The arena's `map_extra` range is already mapped in this process (by another load?).
     case arenaAddressInUse(map: String, address: UInt64, length: Int)
     case arena(map: String, reason: String)
+    /// The object needs something this kernel does not offer (found by a feature probe before
+    /// anything was created, not by reading a failed command's errno).
+    case kernelLacks(FeatureProbe, needed: String)
     case extern(name: String, reason: String)
     case kconfig(name: String, reason: String)
     case relocation(program: String, reason: String)
@@ -28,6 +31,7 @@ public enum LoaderError: Error, Sendable, Equatable, CustomStringConvertible {
         case .arenaAddressInUse(let m, let a, let l):
             return "arena '\(m)': address range 0x\(String(a, radix: 16))+\(l) is already mapped in this process (another loaded object uses it?)"
         case .arena(let m, let r): return "arena '\(m)': \(r)"
+        case .kernelLacks(let probe, let needed): return "\(needed) cannot be loaded here: \(probe.reason)"
         case .extern(let n, let r): return "extern '\(n)': \(r)"
         case .kconfig(let n, let r): return "kconfig '\(n)': \(r)"
         case .relocation(let p, let r): return "program '\(p)': relocation: \(r)"
