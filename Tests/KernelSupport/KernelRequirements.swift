@@ -24,7 +24,8 @@ public enum KernelRequirements {
     public static let arenaMaps: FeatureProbe = {
         let probe = FeatureProbes.result(.arenaMaps)
         if !probe.available {
-            print("kernel \(KernelVersion.release): arena tests skipped: \(probe.reason)")
+            // stderr: `--list-tests` output on stdout stays a plain list.
+            FileHandle.standardError.write(Data("kernel \(KernelVersion.release): arena tests skipped: \(probe.reason)\n".utf8))
         }
         return probe
     }()
