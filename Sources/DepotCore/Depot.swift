@@ -17,12 +17,18 @@ public final class Depot: Sendable {
     /// Loads in progress and arena bytes held by live loads, against `limits`.
     let budget = Mutex(LoadBudget())
 
+    /// The pin root the service was asked for (`serve --pin-root`), whether or not it could be
+    /// prepared: `systemReport()` shows it beside whether loads are pinned.
+    let requestedPinRoot: String?
+
     /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`, and `recover()`
-    /// takes pinned loads over after a restart.
+    /// takes pinned loads over after a restart. `requestedPinRoot`: the pin root asked for when
+    /// it could not be prepared (so `pinRoot` is nil); by default `pinRoot`.
     public init(store: DepotStore, pinRoot: String? = nil, limits: DepotLimits = DepotLimits(),
-                metrics: DepotMetrics = DepotMetrics()) {
+                metrics: DepotMetrics = DepotMetrics(), requestedPinRoot: String? = nil) {
         self.store = store
         self.pinRoot = pinRoot
+        self.requestedPinRoot = requestedPinRoot ?? pinRoot
         self.limits = limits
         self.metrics = metrics
     }

@@ -6,8 +6,10 @@ import Foundation
 /// run on MHD's thread, everything touching SQLite or the kernel loader is deferred.
 public enum DepotRoutes {
     /// `metrics`: the registry `GET /metrics` shows (pass the one the server records requests
-    /// into, and whose `factory` the depot records through).
-    public static func router(depot: Depot, openAPI: String, metrics: ServiceMetrics = ServiceMetrics()) -> Router {
+    /// into, and whose `factory` the depot records through). `server`: the configuration of the
+    /// server that serves this router, whose limits `GET /v1/system` shows beside the depot's.
+    public static func router(depot: Depot, openAPI: String, metrics: ServiceMetrics = ServiceMetrics(),
+                              server: HTTPServerConfiguration = HTTPServerConfiguration()) -> Router {
         var r = Router()
         r.get("/healthz", .immediate { _ in .json(.object([("status", .string("ok"))])) })
         r.get("/openapi.yaml", .immediate { _ in .bytes(Array(openAPI.utf8), contentType: "application/yaml") })
@@ -15,6 +17,11 @@ public enum DepotRoutes {
         r.get("/metrics", .immediate { _ in
             .bytes(metrics.exposition(depot.metricsSnapshot()), contentType: ServiceMetrics.contentType)
         })
+
+        // What this host can take: kernel, probes, bpffs, capabilities, and the limits in force.
+        // Deferred: the first call of a process runs the feature probes (bpf() loads).
+        let limits = serverLimits(server)
+        r.get("/v1/system", .deferred { _ in .json(depot.systemReport().json(serverLimits: limits)) })
 
         // Objects
         r.post("/v1/objects", .deferred { req in
@@ -219,6 +226,17 @@ public enum DepotRoutes {
         var response = HTTPResponse.bytes(body, contentType: "application/json")
         response.headers.set("ETag", etag.headerValue)
         return response
+    }
+
+    /// The HTTP server's limits, as `GET /v1/system` names them (the flags of `serve`).
+    static func serverLimits(_ c: HTTPServerConfiguration) -> [(String, JSONValue)] {
+        [
+            ("maxBodyBytes", .int(Int64(c.maxBodyBytes))),
+            ("maxConnections", .int(Int64(c.connectionLimit))),
+            ("headerTimeoutSeconds", .int(Int64(c.headerTimeoutSeconds))),
+            ("connectionTimeoutSeconds", .int(Int64(c.connectionTimeoutSeconds))),
+            ("requestsPerSecondPerClient", .int(Int64(c.requestsPerSecondPerClient))),
+        ]
     }
 
     // MARK: decoding helpers

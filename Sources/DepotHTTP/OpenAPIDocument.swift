@@ -132,6 +132,27 @@ paths:
                 bpfdepot_variable{load="7",name="stats.hits"} 42.0
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
+  /v1/system:
+    get:
+      operationId: getSystem
+      tags: [service]
+      summary: What this host can take
+      description: |
+        The running kernel (uname), its vmlinux BTF, every feature probe the loader decides by
+        (an object with an arena needs `arena_maps`: without it a load is refused with
+        `kernel-feature-missing`), bpffs at `/sys/fs/bpf`, the pin root, the service process's
+        effective capabilities, and the limits `serve` enforces. Fleet automation reads it to
+        pick hosts before uploading. The probes run once per process (the first call may take a
+        moment) and leave nothing behind: no descriptor, map, program or pin.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the report
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/SystemReport" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
   /v1/objects:
     post:
       operationId: uploadObject
@@ -1083,6 +1104,171 @@ components:
         - properties:
             status:
               const: 503
+
+    SystemReport:
+      description: |
+        this host's kernel and what the service may do with it (`bpfdepot features --json`
+        prints the same document without `limits`)
+      type: object
+      required: [kernel, btf, features, bpffs, pinRoot, capabilities, limits]
+      additionalProperties: false
+      properties:
+        kernel:
+          type: object
+          required: [release, version, machine]
+          additionalProperties: false
+          properties:
+            release:
+              type: string
+              description: "`uname -r`, e.g. `6.18.0-1-amd64`"
+            version:
+              type: string
+              description: "`uname -v`"
+            machine:
+              type: string
+              description: "`uname -m`, e.g. `x86_64`"
+        btf:
+          description: the kernel's BTF, which CO-RE relocations and kfunc calls resolve against
+          type: object
+          required: [path, present, size]
+          additionalProperties: false
+          properties:
+            path:
+              const: /sys/kernel/btf/vmlinux
+            present:
+              type: boolean
+            size:
+              description: bytes of BTF; null when the file is not there
+              type: [integer, "null"]
+              minimum: 0
+        features:
+          description: every feature probe, once each, in the order of the `name` enum of `FeatureProbe`
+          type: array
+          minItems: 7
+          maxItems: 7
+          items: { $ref: "#/components/schemas/FeatureProbe" }
+        bpffs:
+          type: object
+          required: [path, mounted]
+          additionalProperties: false
+          properties:
+            path:
+              const: /sys/fs/bpf
+            mounted:
+              description: a bpffs is mounted there (statfs magic `BPF_FS_MAGIC`, 0xcafe4a11)
+              type: boolean
+        pinRoot:
+          description: where loads are pinned (`serve --pin-root`)
+          type: object
+          required: [path, enabled, exists, onBpffs]
+          additionalProperties: false
+          properties:
+            path:
+              description: the pin root asked for; null when pinning is off (`--pin-root ''`)
+              type: [string, "null"]
+            enabled:
+              description: |
+                loads are pinned and survive a restart; false when pinning is off or the pin
+                root could not be prepared at start-up (the log says why)
+              type: boolean
+            exists:
+              description: the directory exists
+              type: boolean
+            onBpffs:
+              type: boolean
+        capabilities:
+          description: |
+            the service process's effective capabilities; null when `/proc/self/status` has no
+            `CapEff` line (no procfs)
+          oneOf:
+            - $ref: "#/components/schemas/Capabilities"
+            - type: "null"
+        limits:
+          description: what `serve` enforces (its flags of the same names)
+          type: object
+          required: [maxBodyBytes, maxConnections, headerTimeoutSeconds, connectionTimeoutSeconds,
+                     requestsPerSecondPerClient, maxConcurrentLoads, maxArenaBytes]
+          additionalProperties: false
+          properties:
+            maxBodyBytes:
+              description: "`--max-body`: larger request bodies get `413`"
+              type: integer
+              minimum: 0
+            maxConnections:
+              description: "`--max-connections`: more open connections get `503`"
+              type: integer
+              minimum: 1
+            headerTimeoutSeconds:
+              description: "`--header-timeout`: seconds a client has to send a request head (0: none)"
+              type: integer
+              minimum: 0
+            connectionTimeoutSeconds:
+              description: "`--connection-timeout`: idle seconds before a connection is closed"
+              type: integer
+              minimum: 0
+            requestsPerSecondPerClient:
+              description: "`--rate-limit`: requests per second per client address, bursts of twice that (0: no limit)"
+              type: integer
+              minimum: 0
+            maxConcurrentLoads:
+              description: "`--max-concurrent-loads`: more loads in progress get `503`"
+              type: integer
+              minimum: 1
+            maxArenaBytes:
+              description: "`--max-arena-bytes`: arena memory all live loads together may map"
+              $ref: "#/components/schemas/UInt64"
+    FeatureProbe:
+      type: object
+      required: [name, available, reason]
+      additionalProperties: false
+      properties:
+        name:
+          type: string
+          enum: [arena_maps, arena_segv_on_fault, ldimm64_full_range_offset, kfuncs, prog_bind_map,
+                 vmlinux_btf, module_btf]
+          description: |
+            `arena_maps`: BPF arena maps (Linux 6.9+, CONFIG_BPF_ARENA, and allowed to this
+            process); `arena_segv_on_fault`: arenas with BPF_F_SEGV_ON_FAULT;
+            `ldimm64_full_range_offset`: arena globals beyond an arena's first 512 MiB;
+            `kfuncs`: kfunc calls; `prog_bind_map`: BPF_PROG_BIND_MAP (5.10+); `vmlinux_btf`:
+            `/sys/kernel/btf/vmlinux` is readable; `module_btf`: kernel modules' BTF
+        available:
+          type: boolean
+        reason:
+          description: "what the probe did and what the kernel answered, e.g. `kernel refuses BPF arena maps: EPERM (...)`"
+          type: string
+          minLength: 1
+        errno:
+          description: the errno the kernel refused with, where it refused with one (1 is EPERM, 22 EINVAL)
+          type: integer
+          minimum: 0
+    Capabilities:
+      type: object
+      required: [effective, names, bpf, perfmon, netAdmin, sysAdmin]
+      additionalProperties: false
+      properties:
+        effective:
+          description: "`CapEff` as `/proc/self/status` shows it, 16 hex digits"
+          type: string
+          pattern: "^[0-9a-f]{16}$"
+        names:
+          description: the effective capabilities, lowest bit first (`cap_bpf`, `cap_net_admin`, ...; an unnamed bit is `cap_<bit>`)
+          type: array
+          items:
+            type: string
+            pattern: "^cap_[a-z0-9_]+$"
+        bpf:
+          description: CAP_BPF (every load needs it, or CAP_SYS_ADMIN)
+          type: boolean
+        perfmon:
+          description: CAP_PERFMON (arena and tracing programs)
+          type: boolean
+        netAdmin:
+          description: CAP_NET_ADMIN (XDP and TC programs)
+          type: boolean
+        sysAdmin:
+          description: CAP_SYS_ADMIN
+          type: boolean
 
     ObjectID:
       type: string

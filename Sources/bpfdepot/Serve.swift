@@ -108,7 +108,7 @@ struct Serve: ParsableCommand {
         }
         let depot = Depot(store: store, pinRoot: root,
                           limits: DepotLimits(maxConcurrentLoads: maxConcurrentLoads, maxArenaBytes: maxArenaBytes),
-                          metrics: DepotMetrics(factory: metrics.factory))
+                          metrics: DepotMetrics(factory: metrics.factory), requestedPinRoot: pinRoot.isEmpty ? nil : pinRoot)
         do {
             let report = try depot.recover()
             for outcome in report.outcomes {
@@ -124,7 +124,7 @@ struct Serve: ParsableCommand {
         }
         TerminationSignals.block()
         Self.keepLargeAllocationsMapped()
-        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics),
+        let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics, server: config),
                                 metrics: metrics, logger: Logger(label: "bpfdepot.http"))
         do { try server.start() } catch { throw CLIError(description: "cannot start: \(error)") }
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
