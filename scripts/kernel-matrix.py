@@ -48,6 +48,8 @@ KERNEL_SUITES = [
     "DepotHTTPTests.LoadLimitsTests",
     "DepotHTTPTests.ServeProcessTests",
     "DepotHTTPTests.RestartTests",
+    "DepotHTTPTests.SystemReportTests",
+    "DepotHTTPTests.FeaturesCommandTests",
 ]
 
 # Tests that must have passed (not merely not failed) on a kernel: what that kernel proves.
@@ -58,10 +60,12 @@ EXPECT_PASSED = {
         "BPFKernelTests.AdoptionTests/anAdoptedLoadHasTheSameObjectsMemoryAndValues()",
         "DepotHTTPTests.ServiceEndToEndTests/arenaPatchLoadRunAndLiveValues()",
         "DepotHTTPTests.RestartTests/aLoadSurvivesKill9WithItsLiveValuesAndStillUnloads()",
+        "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
     ],
     "6.1": [
         "BPFKernelTests.LoaderTests/arenaObjectOnAKernelWithoutArenasIsATypedRefusal()",
         "DepotHTTPTests.ServiceEndToEndTests/anArenaLoadOnAKernelWithoutArenasIsA422KernelFeatureProblem()",
+        "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
     ],
 }
 
