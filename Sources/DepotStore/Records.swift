@@ -76,3 +76,33 @@ public struct AppliedMigration: Sendable, Equatable {
     public var sha256: String
     public var applied: Date
 }
+
+public enum LinkState: String, Sendable, Equatable, CaseIterable {
+    /// Attached to its hook now (and pinned, when the service pins).
+    case attached
+    /// Detached on purpose (DELETE, or the unload of its load).
+    case detached
+    /// Was attached, but its kernel link is gone (its pin vanished across a restart).
+    case lost
+    /// The attach failed (or was cut off before the link was pinned).
+    case failed
+}
+
+/// One program of a load attached to a kernel hook, and what became of it.
+public struct LinkRecord: Sendable, Equatable {
+    public var id: Int64
+    public var loadID: Int64
+    public var program: String
+    /// The hook kind ("raw_tracepoint", "xdp", ...).
+    public var kind: String
+    /// The hook's target, readable ("syscalls/sys_enter_getpid").
+    public var target: String
+    /// The attach request as given (JSON object text).
+    public var request: String
+    public var state: LinkState
+    /// The kernel's link id while attached.
+    public var kernelID: UInt32?
+    public var pinPath: String?
+    public var created: Date
+    public var updated: Date
+}

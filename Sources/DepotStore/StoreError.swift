@@ -19,6 +19,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case objectNotFound(id: String)
     case revisionNotFound(objectID: String, revision: Int)
     case loadNotFound(id: Int64)
+    case linkNotFound(id: Int64)
 
     // Conflicts.
     /// `expectedCurrent` was stale: someone else added a revision first (HTTP If-Match → 412).
@@ -66,6 +67,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "object \(id) not found"
         case .revisionNotFound(let objectID, let revision):
             return "revision \(revision) of object \(objectID) not found"
+        case .linkNotFound(let id):
+            return "no link \(id)"
         case .loadNotFound(let id):
             return "load \(id) not found"
         case .revisionConflict(let objectID, let expected, let current):
