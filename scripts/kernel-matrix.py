@@ -40,6 +40,7 @@ KERNEL_SUITES = [
     "BPFKernelTests.AdoptionTests",
     "BPFKernelTests.ModuleBTFTests",
     "BPFKernelTests.KsymTests",
+    "BPFKernelTests.LinkTests",
     "DepotHTTPTests.ServiceEndToEndTests",
     "DepotHTTPTests.ServiceRouterTests",
     "DepotHTTPTests.ConditionalRequestTests",
@@ -50,6 +51,8 @@ KERNEL_SUITES = [
     "DepotHTTPTests.RestartTests",
     "DepotHTTPTests.SystemReportTests",
     "DepotHTTPTests.FeaturesCommandTests",
+    "DepotHTTPTests.LinkServiceTests",
+    "DepotHTTPTests.ArenaLinkServiceTests",
 ]
 
 # Tests that must have passed (not merely not failed) on a kernel: what that kernel proves.
@@ -61,6 +64,7 @@ EXPECT_PASSED = {
         "DepotHTTPTests.ServiceEndToEndTests/arenaPatchLoadRunAndLiveValues()",
         "DepotHTTPTests.RestartTests/aLoadSurvivesKill9WithItsLiveValuesAndStillUnloads()",
         "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
+        "DepotHTTPTests.ArenaLinkServiceTests/aTracingLinkCountsIntoAnArenaVariableReadLiveOverHTTP()",
     ],
     "6.1": [
         "BPFKernelTests.LoaderTests/arenaObjectOnAKernelWithoutArenasIsATypedRefusal()",

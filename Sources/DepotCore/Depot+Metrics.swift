@@ -140,10 +140,11 @@ extension Depot {
 
     /// `load(objectID:revision:)` exporting `names` from the start; the names are checked before
     /// anything goes into the kernel, and a load whose list cannot be saved is undone.
-    public func load(objectID: String, revision: Int?, exporting names: [String]) throws(DepotError) -> LoadView {
-        if names.isEmpty { return try load(objectID: objectID, revision: revision) }
+    public func load(objectID: String, revision: Int?, exporting names: [String], links: [LinkRequest] = [],
+                     attachAll: Bool = false) throws(DepotError) -> LoadView {
+        if names.isEmpty { return try load(objectID: objectID, revision: revision, links: links, attachAll: attachAll) }
         try checkExports(names, of: try spec(objectID, revision: revision).0)
-        let view = try load(objectID: objectID, revision: revision)
+        let view = try load(objectID: objectID, revision: revision, links: links, attachAll: attachAll)
         do {
             let stored = try store.setExports(loadID: view.record.id, names: names)
             metrics.exports.withLock { $0[view.record.id] = stored }

@@ -33,6 +33,13 @@ public struct RecoveryReport: Sendable {
         /// Pins with no `loaded` row (a crash between pinning and the row update, or between the
         /// row update and unpinning on unload): removed.
         case strayPinsRemoved(directory: String, pins: Int)
+        /// An `attached` link whose pin was there with the recorded kernel link id: taken over.
+        case linkAdopted(linkID: Int64, loadID: Int64)
+        /// An `attached` link that could not be taken over (its pin or its load is gone): now `lost`.
+        case linkLost(linkID: Int64, reason: String)
+        /// A link pin with no `attached` row (a crash between pinning and the row update, or
+        /// between the row update and the detach): removed, which detaches it.
+        case strayLinkPinRemoved(path: String)
     }
 
     public var outcomes: [Outcome] = []
@@ -68,11 +75,18 @@ extension Depot {
                 budget.withLock { $0.arenaBytes += Self.arenaBytes(of: obj.spec) }
                 if let dir = row.pinDirectory { kept.insert(dir) }
                 report.outcomes.append(.adopted(loadID: row.id))
+                try recoverLinks(loadID: row.id, pinDirectory: row.pinDirectory, into: &report)
             case .failure(let why):
                 if let dir = row.pinDirectory { PinRoot.removeLoad(directory: dir) }
                 try storeCall { () throws(StoreError) in _ = try store.updateLoad(id: row.id, state: .lost) }
                 report.outcomes.append(.lost(loadID: row.id, reason: why.description))
             }
+        }
+        // Attached links of loads that were not taken over went with them.
+        for link in try storeCall({ () throws(StoreError) in try store.links(state: .attached) })
+            where liveLinks.withLock({ $0[link.id] == nil }) {
+            try storeCall { () throws(StoreError) in _ = try store.updateLink(id: link.id, state: .lost) }
+            report.outcomes.append(.linkLost(linkID: link.id, reason: "its load \(link.loadID) was not taken over"))
         }
         if let pinRoot {
             // Only directories named like load ids: anything else under the root is not ours.
@@ -84,6 +98,43 @@ extension Depot {
             }
         }
         return report
+    }
+
+    /// The links of an adopted load: each `attached` row whose pin holds the recorded kernel
+    /// link is taken over (still attached, same link id); the others become `lost`; link pins
+    /// without an `attached` row are removed.
+    private func recoverLinks(loadID: Int64, pinDirectory: String?, into report: inout RecoveryReport) throws(DepotError) {
+        let rows = try storeCall { () throws(StoreError) in try store.links(loadID: loadID, state: .attached) }
+        var kept: Set<String> = []
+        for row in rows {
+            let outcome: Result<AttachedLink, RecoveryFailure>
+            if let path = row.pinPath, let kernelID = row.kernelID, let kind = LinkKind(rawValue: row.kind) {
+                do {
+                    outcome = .success(try AttachedLink.adopt(pinnedAt: path, expectedID: kernelID, program: row.program,
+                                                              kind: kind, target: row.target))
+                } catch {
+                    outcome = .failure(.link(error))
+                }
+            } else {
+                outcome = .failure(.notPinned("the link was not pinned"))
+            }
+            switch outcome {
+            case .success(let link):
+                liveLinks.withLock { $0[row.id] = (loadID, link) }
+                kept.insert(String(row.id))
+                report.outcomes.append(.linkAdopted(linkID: row.id, loadID: loadID))
+            case .failure(let why):
+                if let path = row.pinPath { unlink(path) }
+                try storeCall { () throws(StoreError) in _ = try store.updateLink(id: row.id, state: .lost) }
+                report.outcomes.append(.linkLost(linkID: row.id, reason: why.description))
+            }
+        }
+        if let dir = pinDirectory {
+            for name in PinRoot.linkPins(directory: dir) where !kept.contains(name) {
+                unlink("\(dir)/links/\(name)")
+                report.outcomes.append(.strayLinkPinRemoved(path: "\(dir)/links/\(name)"))
+            }
+        }
     }
 
     private func adopt(_ row: LoadRecord) -> Result<LoadedObject, RecoveryFailure> {
@@ -127,12 +178,14 @@ enum RecoveryFailure: Error, CustomStringConvertible {
     case notPinned(String)
     case depot(DepotError)
     case loader(LoaderError)
+    case link(LinkError)
 
     var description: String {
         switch self {
         case .notPinned(let why): why
         case .depot(let e): e.description
         case .loader(let e): e.description
+        case .link(let e): e.description
         }
     }
 }

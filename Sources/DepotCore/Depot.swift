@@ -13,6 +13,8 @@ public final class Depot: Sendable {
     public let limits: DepotLimits
     private let specs = Mutex<[String: ObjectSpec]>([:])
     let live = Mutex<[Int64: LoadedObject]>([:])
+    /// Attached links by link row id, with the load each belongs to.
+    let liveLinks = Mutex<[Int64: (loadID: Int64, link: AttachedLink)]>([:])
     public let metrics: DepotMetrics
     /// Loads in progress and arena bytes held by live loads, against `limits`.
     let budget = Mutex(LoadBudget())
@@ -204,7 +206,10 @@ public final class Depot: Sendable {
 
     // MARK: loads
 
-    public func load(objectID: String, revision: Int?) throws(DepotError) -> LoadView {
+    /// `links`: attached before the load is `loaded`, all or nothing: if one fails, the others
+    /// are detached, the object unloaded and the load left `failed`, and the error is the
+    /// failed attach's. `attachAll`: every program whose section names a complete hook.
+    public func load(objectID: String, revision: Int?, links: [LinkRequest] = [], attachAll: Bool = false) throws(DepotError) -> LoadView {
         let (spec, rev) = try spec(objectID, revision: revision)
         let arenaBytes = Self.arenaBytes(of: spec)
         try reserve(arenaBytes: arenaBytes)
@@ -229,16 +234,28 @@ public final class Depot: Sendable {
             throw .load(error)
         }
         metrics.loadSucceeded(since: started)
+        var attached: [LinkView] = []
+        if !links.isEmpty || attachAll {
+            do {
+                attached = try attachAll(obj, loadID: record.id, pinDirectory: pinDirectory, requests: links, all: attachAll)
+            } catch {
+                if let pinDirectory { PinRoot.removeLinks(directory: pinDirectory) }
+                obj.unload()
+                throw error
+            }
+        }
         let updated: LoadRecord
         do {
             updated = try store.updateLoad(id: record.id, state: .loaded, kernelIDs: Self.kernelIDs(of: obj), pinDirectory: pinDirectory)
         } catch {
+            for view in attached { try? detach(linkID: view.record.id) }
+            if let pinDirectory { PinRoot.removeLinks(directory: pinDirectory) }
             obj.unload()
             throw .store(error)
         }
         live.withLock { $0[record.id] = obj }
         keepArenaReservation = true
-        return LoadView(record: updated, object: obj)
+        return LoadView(record: updated, object: obj, links: attached)
     }
 
     /// The row's kernel ids: what the API shows and what `recover()` checks pins against.
@@ -288,8 +305,10 @@ public final class Depot: Sendable {
 
     /// The row says `unloaded` before the kernel objects go: a crash in between leaves pins
     /// under a row that is not `loaded`, which `recover()` removes at the next start.
+    /// Its links are detached first (rows, then the kernel).
     public func unload(id: Int64) throws(DepotError) {
-        _ = try storeCall { () throws(StoreError) in try store.load(id: id) }
+        let record = try storeCall { () throws(StoreError) in try store.load(id: id) }
+        try detachLinks(loadID: id, pinDirectory: record.pinDirectory)
         try storeCall { () throws(StoreError) in _ = try store.updateLoad(id: id, state: .unloaded) }
         let obj = live.withLock { $0.removeValue(forKey: id) }
         if let obj {

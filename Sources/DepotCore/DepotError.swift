@@ -14,6 +14,10 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
     case imageWriteOutOfBounds(section: String, offset: Int, length: Int, size: Int)
     case emptyPatch
     case load(LoaderError)
+    /// Attaching (or detaching, or reading a link) failed.
+    case link(LinkError)
+    /// The link is not attached (detached, lost or never attached): nothing to detach or read.
+    case linkNotAttached(id: Int64, state: String)
     case loadNotActive(id: Int64)
     case unknownProgram(name: String, loadID: Int64)
     case readOnlyVariable(name: String, section: String)
@@ -36,6 +40,8 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
             return "writing \(len) bytes at offset \(off) of '\(s)' goes past its end (\(size) bytes)"
         case .emptyPatch: return "expected an object of variable names to values, found an empty one"
         case .load(let e): return e.description
+        case .link(let e): return e.description
+        case .linkNotAttached(let id, let state): return "link \(id) is not attached (it is \(state))"
         case .loadNotActive(let id): return "load \(id) is not loaded"
         case .unknownProgram(let n, let id): return "load \(id) has no program named '\(n)'"
         case .readOnlyVariable(let n, let s): return "variable '\(n)' is in \(s), which is read-only once loaded"

@@ -97,6 +97,14 @@ public struct LiveRead: Sendable {
 public struct LoadView: Sendable {
     public let record: LoadRecord
     public let object: LoadedObject?
+    /// Links made with the load (POST .../loads with `links` or `attach`).
+    public var links: [LinkView] = []
+
+    public init(record: LoadRecord, object: LoadedObject?, links: [LinkView] = []) {
+        self.record = record
+        self.object = object
+        self.links = links
+    }
 
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [
@@ -116,6 +124,7 @@ public struct LoadView: Sendable {
             })))
             if let a = object.arenaAddress { members.append(("arenaAddress", .string("0x" + String(a, radix: 16)))) }
         }
+        if !links.isEmpty { members.append(("links", .array(links.map(\.json)))) }
         return .object(members)
     }
 }
@@ -133,5 +142,47 @@ public enum Timestamps {
         while year.utf8.count < 4 { year = "0" + year }
         return year + "-" + two(t.tm_mon + 1) + "-" + two(t.tm_mday) + "T" + two(t.tm_hour) + ":" + two(t.tm_min)
             + ":" + two(t.tm_sec) + "Z"
+    }
+}
+
+/// A link's row, with the live link while it is attached.
+public struct LinkView: Sendable {
+    public let record: LinkRecord
+    public let link: AttachedLink?
+    /// Whether `json` asks the kernel about the link (BPF_OBJ_GET_INFO_BY_FD): one link's view
+    /// does, a list does not.
+    public let withKernelInfo: Bool
+
+    public init(record: LinkRecord, link: AttachedLink?, withKernelInfo: Bool = false) {
+        self.record = record
+        self.link = link
+        self.withKernelInfo = withKernelInfo
+    }
+
+    public var json: JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", .int(record.id)),
+            ("load", .int(record.loadID)),
+            ("program", .string(record.program)),
+            ("type", .string(record.kind)),
+            ("target", .string(record.target)),
+            ("state", .string(record.state.rawValue)),
+        ]
+        if let id = record.kernelID { members.append(("kernelId", .uint(UInt64(id)))) }
+        if let pin = record.pinPath { members.append(("pinPath", .string(pin))) }
+        members.append(("request", (try? JSONValue(parsing: record.request)) ?? .object([])))
+        members.append(("created", .string(Timestamps.iso8601(record.created))))
+        members.append(("updated", .string(Timestamps.iso8601(record.updated))))
+        if let link, !link.notes.isEmpty { members.append(("notes", .array(link.notes.map { .string($0) }))) }
+        if withKernelInfo, let link, let info = try? link.info() {
+            members.append(("kernel", .object([
+                ("id", .uint(UInt64(info.id))),
+                ("type", .uint(UInt64(info.type))),
+                ("typeName", .string(info.typeName)),
+                ("programId", .uint(UInt64(info.programID))),
+                ("details", .object(info.details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ])))
+        }
+        return .object(members)
     }
 }

@@ -12,7 +12,7 @@ extension DepotError: HTTPProblemConvertible {
             return HTTPProblem(status: .unprocessableContent, type: "invalid-object", detail: detail)
         case .store(let e):
             switch e {
-            case .objectNotFound, .revisionNotFound, .loadNotFound:
+            case .objectNotFound, .revisionNotFound, .loadNotFound, .linkNotFound:
                 return HTTPProblem(status: .notFound, type: "not-found", detail: detail)
             case .revisionConflict(_, let expected, let current):
                 return HTTPProblem(status: .preconditionFailed, type: "stale-revision", detail: detail,
@@ -61,6 +61,30 @@ extension DepotError: HTTPProblemConvertible {
             default:
                 return HTTPProblem(status: .unprocessableContent, type: "load-failed", detail: detail)
             }
+        case .link(let e):
+            switch e {
+            case .unsupportedSection(let program, let section, let supported):
+                return HTTPProblem(status: .unprocessableContent, type: "unsupported-hook", detail: detail,
+                                   extensions: [("program", .string(program)), ("section", .string(section)),
+                                                ("supported", .array(supported.map { .string($0) }))])
+            case .missingTarget(_, let field, _):
+                return HTTPProblem(status: .unprocessableContent, type: "missing-target", detail: detail, extensions: [("field", .string(field))])
+            case .unknownProgram:
+                return HTTPProblem(status: .notFound, type: "not-found", detail: detail)
+            case .unknownInterface, .unknownCgroup, .unknownBinary, .unknownFunction, .unknownTracepoint, .unknownMap:
+                return HTTPProblem(status: .unprocessableContent, type: "unknown-target", detail: detail)
+            case .conflict(let hook, let holder):
+                return HTTPProblem(status: .conflict, type: "hook-in-use", detail: detail,
+                                   extensions: [("hook", .string(hook)), ("holder", .string(holder))])
+            case .pin:
+                return HTTPProblem(status: .internalServerError, type: "link-pin-failed", detail: detail)
+            case .kernel(let b, _):
+                var ext: [(String, JSONValue)] = []
+                if let errno = b.errno { ext.append(("errno", .int(Int64(errno)))) }
+                return HTTPProblem(status: .unprocessableContent, type: "attach-failed", detail: detail, extensions: ext)
+            }
+        case .linkNotAttached:
+            return HTTPProblem(status: .conflict, type: "not-attached", detail: detail)
         case .loadNotActive:
             return HTTPProblem(status: .conflict, type: "not-loaded", detail: detail)
         case .unknownProgram:

@@ -98,6 +98,8 @@ public enum DepotRoutes {
         r.post("/v1/objects/{id}/loads", .deferred { req in
             var revision: Int?
             var export: [String] = []
+            var links: [LinkRequest] = []
+            var attachAll = false
             if !req.body.isEmpty {
                 let body = try jsonBody(req)
                 guard case .object(let m) = body else { throw badBody("expected an object like {\"revision\": 2}") }
@@ -108,12 +110,19 @@ public enum DepotRoutes {
                         revision = Int(n)
                     case "export":
                         export = try variableNames(v, member: "export")
+                    case "links":
+                        guard case .array(let items) = v, items.count <= 256 else { throw badBody("'links' must be an array of at most 256 link requests") }
+                        links = try items.map { item throws(HTTPProblem) in try linkRequest(item) }
+                    case "attach":
+                        guard case .bool(let b) = v else { throw badBody("'attach' must be true or false") }
+                        attachAll = b
                     default:
-                        throw badBody("unknown member '\(k)'; expected 'revision' or 'export'")
+                        throw badBody("unknown member '\(k)'; expected 'revision', 'export', 'links' or 'attach'")
                     }
                 }
             }
-            let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision, exporting: export)
+            let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision, exporting: export,
+                                      links: links, attachAll: attachAll)
             return .json(view.json, status: .created, headers: ["Location": "/v1/loads/\(view.record.id)"])
         })
         r.get("/v1/loads", .deferred { req in
@@ -184,6 +193,7 @@ public enum DepotRoutes {
                                   extensions: [("variable", .string(n))])
             }
         })
+        addLinkRoutes(&r, depot: depot)
         r.post("/v1/loads/{id}/programs/{name}/run", .deferred { req in
             var repetitions: UInt32 = 1
             var data: [UInt8] = [], context: [UInt8] = []

@@ -47,6 +47,8 @@ tags:
     description: typed variables and raw section images of stored revisions
   - name: loads
     description: revisions loaded into the kernel, their live variables and test runs
+  - name: links
+    description: programs of live loads attached to kernel hooks
   - name: metrics
     description: Prometheus metrics, including live variables a load exports
 
@@ -799,6 +801,176 @@ paths:
               schema: { $ref: "#/components/schemas/Problem422" }
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
+  /v1/loads/{id}/links:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+    post:
+      operationId: attachProgram
+      tags: [links]
+      summary: Attach a program of a live load to the kernel hook its SEC() name says
+      description: |
+        The hook comes from the program's section name, as libbpf's `bpf_program__attach`
+        reads it: `tracepoint/CAT/NAME` (`tp/`), `raw_tp/NAME` (`raw_tracepoint/`), `tp_btf/`,
+        `fentry/`, `fexit/`, `fmod_ret/`, `lsm/`, `iter/`, `kprobe/`, `kretprobe/` and their
+        `.multi` forms (where the kernel has kprobes), `uprobe/`, `uretprobe/`, `xdp`, `tcx/`,
+        and cgroup programs. Hooks that need a place take it in the body: `interface` (+ `mode`)
+        for XDP, `interface` (+ `direction`) for tcx, `cgroup` (a cgroup v2 directory) for cgroup
+        programs, `binary` + `function` or `offset` (+ `pid`) for uprobes, `function` for
+        kprobes, `map` for map iterators. The link is recorded, then attached, then pinned under
+        the load's pin directory (`<pin-root>/<load>/links/<link>`): a restarted server takes
+        it over with the same kernel link id.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/LinkRequest" }
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "201":
+          description: attached
+          headers:
+            Location:
+              description: "`/v1/links/{id}`"
+              schema:
+                type: string
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Link" }
+          links:
+            GetLink:
+              operationId: getLink
+              parameters:
+                id: $response.body#/id
+            DetachLink:
+              operationId: detachLink
+              parameters:
+                id: $response.body#/id
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404":
+          description: no such load, or no such program in it (`not-found`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem404" }
+        "409":
+          description: |
+            the load is not loaded (`not-loaded`), or the hook is taken, e.g. an interface that
+            already has an XDP program (`hook-in-use`, with `hook` and `holder` naming it)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem409" }
+        "422":
+          description: |
+            a body other than a link request (`invalid-body`), a section that names no hook we
+            attach to (`unsupported-hook`, with `section` and the `supported` prefixes), a hook
+            whose target is missing (`missing-target`, with `field`), a target that does not
+            exist (`unknown-target`: interface, cgroup, binary, function, tracepoint, map), or
+            the kernel refused the attach (`attach-failed`, with `errno`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    get:
+      operationId: listLinks
+      tags: [links]
+      summary: The links of a load, in every state, by id
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the load's links
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/LinkList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/links/{id}:
+    parameters:
+      - $ref: "#/components/parameters/LinkID"
+    get:
+      operationId: getLink
+      tags: [links]
+      summary: One link; while attached, with what the kernel reports for it
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the link
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Link" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    delete:
+      operationId: detachLink
+      tags: [links]
+      summary: Detach (the record stays, in state `detached`)
+      description: The record says `detached` before the kernel detaches, as an unload does.
+      security:
+        - bearerAuth: []
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "204":
+          description: detached
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409":
+          description: the link is not attached (`not-attached`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem409" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/links/{id}/output:
+    parameters:
+      - $ref: "#/components/parameters/LinkID"
+    get:
+      operationId: getIteratorOutput
+      tags: [links]
+      summary: What an iterator link writes, read once (like `cat` of a pinned iterator)
+      description: |
+        Reads at most `maxBytes` (and for at most 5 seconds); the header
+        `Bpfdepot-Output-Truncated` says whether there was more.
+      parameters:
+        - name: maxBytes
+          in: query
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 4194304
+            default: 4194304
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the iterator's output
+          headers:
+            Bpfdepot-Output-Truncated:
+              description: "`true` when the output was cut at `maxBytes` or the time bound"
+              schema:
+                type: string
+                enum: ["true", "false"]
+          content:
+            text/plain:
+              schema:
+                type: string
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409":
+          description: the link is not attached (`not-attached`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem409" }
+        "422":
+          description: the link is not an iterator, or the kernel refused to create one (`attach-failed`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
   /v1/loads/{id}/programs/{name}/run:
     parameters:
       - $ref: "#/components/parameters/LoadID"
@@ -866,6 +1038,16 @@ components:
       in: path
       required: true
       description: a load id; anything but a positive integer is `404`
+      schema:
+        type: integer
+        format: int64
+        minimum: 1
+        maximum: 9223372036854775807
+    LinkID:
+      name: id
+      in: path
+      required: true
+      description: a link id; anything but a positive integer is `404`
       schema:
         type: integer
         format: int64
@@ -1473,6 +1655,140 @@ components:
           maximum: 2147483647
         export:
           $ref: "#/components/schemas/VariableNames"
+        links:
+          description: |
+            programs to attach when loading, all or nothing: if one attach fails, the others are
+            detached, the object is unloaded, the load is left `failed`, and the answer is that
+            attach's problem
+          type: array
+          maxItems: 256
+          items: { $ref: "#/components/schemas/LinkRequest" }
+        attach:
+          description: |
+            also attach every other program whose section names a complete hook (one that needs
+            no target), as libbpf's skeleton attach does; programs that need a target (XDP, tcx,
+            cgroup, uprobes without a binary) or name no hook are skipped
+          type: boolean
+    LinkRequest:
+      type: object
+      required: [program]
+      additionalProperties: false
+      properties:
+        program:
+          description: a program of the load, by name
+          type: string
+          minLength: 1
+          maxLength: 4096
+        interface:
+          description: XDP and tcx, the network interface
+          type: string
+          minLength: 1
+          maxLength: 4096
+        mode:
+          description: XDP, generic (skb) or native (driver) mode
+          type: string
+          enum: [generic, native]
+        direction:
+          description: tcx (or a tc program), which direction
+          type: string
+          enum: [ingress, egress]
+        cgroup:
+          description: cgroup programs, a cgroup v2 directory
+          type: string
+          minLength: 1
+          maxLength: 4096
+        binary:
+          description: uprobes, the ELF binary or library
+          type: string
+          minLength: 1
+          maxLength: 4096
+        function:
+          description: uprobes, a symbol of `binary`; kprobes, the kernel function
+          type: string
+          minLength: 1
+          maxLength: 4096
+        offset:
+          description: uprobes, a file offset in `binary` (added to `function`'s)
+          type: integer
+          minimum: 0
+          maximum: 9223372036854775807
+        pid:
+          description: uprobes, only this process
+          type: integer
+          minimum: 1
+          maximum: 2147483647
+        map:
+          description: map iterators, a map of the same load
+          type: string
+          minLength: 1
+          maxLength: 4096
+        replace:
+          description: XDP, replace what the interface has instead of refusing
+          type: boolean
+    Link:
+      type: object
+      required: [id, load, program, type, target, state, request, created, updated]
+      additionalProperties: false
+      properties:
+        id:
+          type: integer
+          format: int64
+          minimum: 1
+        load:
+          type: integer
+          format: int64
+          minimum: 1
+        program:
+          type: string
+        type:
+          description: |
+            the hook kind once attached (tracepoint, raw_tracepoint, tracing, lsm, iter, kprobe,
+            kretprobe, kprobe_multi, kretprobe_multi, uprobe, uretprobe, xdp, tcx, cgroup); for an
+            attach that failed, the program's section
+          type: string
+        target:
+          description: where it is attached, readable (empty for an attach that failed)
+          type: string
+        state:
+          type: string
+          enum: [attached, detached, lost, failed]
+        kernelId:
+          $ref: "#/components/schemas/UInt32"
+        pinPath:
+          type: string
+        request:
+          description: the link request as given
+          type: object
+        created: { $ref: "#/components/schemas/Timestamp" }
+        updated: { $ref: "#/components/schemas/Timestamp" }
+        notes:
+          description: what attaching did besides, e.g. mounting tracefs
+          type: array
+          items:
+            type: string
+        kernel:
+          description: what the kernel reports for the link (one link's view, while attached)
+          type: object
+          required: [id, type, typeName, programId, details]
+          additionalProperties: false
+          properties:
+            id: { $ref: "#/components/schemas/UInt32" }
+            type: { $ref: "#/components/schemas/UInt32" }
+            typeName:
+              type: string
+            programId: { $ref: "#/components/schemas/UInt32" }
+            details:
+              type: object
+              additionalProperties:
+                type: string
+    LinkList:
+      type: object
+      required: [links]
+      additionalProperties: false
+      properties:
+        links:
+          type: array
+          items: { $ref: "#/components/schemas/Link" }
     VariableNames:
       description: global variables of the object, by name
       type: array
@@ -1546,6 +1862,10 @@ components:
           description: where its arena is mapped (while it is loaded, for objects with an arena)
           type: string
           pattern: "^0x[0-9a-f]+$"
+        links:
+          description: the links made with the load (`links` or `attach` when loading)
+          type: array
+          items: { $ref: "#/components/schemas/Link" }
     LoadList:
       type: object
       required: [loads]

@@ -117,6 +117,12 @@ struct Serve: ParsableCommand {
                 case .lost(let id, let reason): log.warning("load lost", metadata: ["load": "\(id)", "reason": "\(reason)"])
                 case .strayPinsRemoved(let dir, let pins):
                     log.info("removed pins without a loaded row", metadata: ["directory": "\(dir)", "pins": "\(pins)"])
+                case .linkAdopted(let id, let load):
+                    log.info("adopted link", metadata: ["link": "\(id)", "load": "\(load)"])
+                case .linkLost(let id, let reason):
+                    log.warning("link lost", metadata: ["link": "\(id)", "reason": "\(reason)"])
+                case .strayLinkPinRemoved(let path):
+                    log.info("removed a link pin without an attached row", metadata: ["path": "\(path)"])
                 }
             }
         } catch {

@@ -88,27 +88,47 @@ public enum PinRoot {
         return names.sorted()
     }
 
-    /// Unlinks every pin under `<dir>/maps` and `<dir>/progs` and removes the directories.
-    /// Kernel objects with no other reference go away with their last pin. Returns the number of
-    /// pins removed.
+    /// Unlinks every pin under `<dir>/links`, `<dir>/maps` and `<dir>/progs` (links first: a
+    /// link holds its program) and removes the directories. Kernel objects with no other
+    /// reference go away with their last pin. Returns the number of pins removed.
     @discardableResult
     public static func removeLoad(directory dir: String) -> Int {
-        var removed = 0
-        for sub in ["maps", "progs"] {
-            let path = dir + "/" + sub
-            guard let d = opendir(path) else { continue }
-            var names: [String] = []
-            while let entry = readdir(d) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name != "." && name != ".." { names.append(name) }
+        let removed = removeSubdirectories(["links", "maps", "progs"], of: dir)
+        rmdir(dir)
+        return removed
+    }
+
+    /// Unlinks the link pins of a load (`<dir>/links/*`) and removes that directory.
+    @discardableResult
+    public static func removeLinks(directory dir: String) -> Int {
+        removeSubdirectories(["links"], of: dir)
+    }
+
+    /// The names in `<dir>/links` (one pin per link, named by the link's row id).
+    public static func linkPins(directory dir: String) -> [String] {
+        entries(of: dir + "/links")
+    }
+
+    private static func entries(of path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            closedir(d)
-            for n in names where unlink(path + "/" + n) == 0 { removed += 1 }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(d)
+        return names.sorted()
+    }
+
+    private static func removeSubdirectories(_ subdirectories: [String], of dir: String) -> Int {
+        var removed = 0
+        for sub in subdirectories {
+            let path = dir + "/" + sub
+            for n in entries(of: path) where unlink(path + "/" + n) == 0 { removed += 1 }
             rmdir(path)
         }
-        rmdir(dir)
         return removed
     }
 
