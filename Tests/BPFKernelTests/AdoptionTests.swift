@@ -25,7 +25,7 @@ struct AdoptionTests {
     static func heldBPFIDs() -> Set<String> {
         var ids: Set<String> = []
         for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fdinfo")) ?? [] {
-            guard let text = try? String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8) else { continue }
+            guard let text = ProcFile.text("/proc/self/fdinfo/\(fd)") else { continue }
             for line in text.split(separator: "\n") where line.hasPrefix("map_id:") || line.hasPrefix("prog_id:") {
                 ids.insert(line.replacingOccurrences(of: "\t", with: " "))
             }

@@ -174,7 +174,7 @@ struct LoaderTests {
             }.count
         }
         func arenaMapped() -> Bool {
-            ((try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? "").contains("100000000000-")
+            (ProcFile.text("/proc/self/maps") ?? "").contains("100000000000-")
         }
         let fdsBefore = fdCount()
         var mapIDs: [UInt32] = [], progIDs: [UInt32] = []

@@ -1,3 +1,4 @@
+import BPFTestSupport
 import BPFKernel
 import Foundation
 import Glibc
@@ -199,7 +200,7 @@ enum ProcessFacts {
     static var openFDs: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
 
     static var rssKiB: Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+        guard let text = ProcFile.text("/proc/self/status") else { return -1 }
         for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
         }

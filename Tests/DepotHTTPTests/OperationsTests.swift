@@ -165,7 +165,7 @@ struct LoadLimitsTests {
 @Suite("operations: the serve process", .serialized, .enabled(if: LoadSupport.bpfPermitted, LoadSupport.skipMessage))
 struct ServeProcessTests {
     static func procStatus(_ pid: pid_t, _ key: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return -1 }
+        guard let text = ProcFile.text("/proc/\(pid)/status") else { return -1 }
         for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
         }
@@ -184,7 +184,7 @@ struct ServeProcessTests {
     }
 
     static func bpfMappings(_ pid: pid_t) -> Int {
-        ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("anon_inode:bpf") }.count
+        (ProcFile.text("/proc/\(pid)/maps") ?? "").split(separator: "\n").filter { $0.contains("anon_inode:bpf") }.count
     }
 
     @Test func servesHTTPSWithTheGivenCertificate() throws {

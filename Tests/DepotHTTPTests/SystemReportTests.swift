@@ -1,3 +1,4 @@
+import BPFTestSupport
 import BPFKernel
 import DepotCore
 import DepotHTTP
@@ -25,7 +26,7 @@ import Testing
 
     /// `CapEff` of this process, read without the code under test.
     static var capEff: String? {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let status = ProcFile.text("/proc/self/status") ?? ""
         return status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }?
             .dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
     }
@@ -46,7 +47,7 @@ import Testing
         #expect(btf["size"] as? Int == (attributes?[.size] as? NSNumber)?.intValue)
         if attributes == nil { #expect(btf["size"] is NSNull) }
 
-        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        let mounts = ProcFile.text("/proc/self/mounts") ?? ""
         let bpffsMounted = mounts.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
             return fields.count > 2 && fields[1] == "/sys/fs/bpf" && fields[2] == "bpf"

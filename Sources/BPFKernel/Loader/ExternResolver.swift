@@ -1,6 +1,5 @@
 import BPFObject
 import Glibc
-import Synchronization
 
 /// What an extern turned into on this kernel.
 enum ExternResolution: Sendable, Equatable {
@@ -18,62 +17,81 @@ enum ExternResolution: Sendable, Equatable {
     case unresolvedWeak
 }
 
-/// libbpf's `bpf_object__resolve_externs`: kconfig values into the `.kconfig` image, kfuncs and
-/// typed ksyms against vmlinux BTF and then module BTFs (with libbpf's compatibility check),
-/// typeless ksyms from kallsyms.
+/// libbpf's `bpf_object__resolve_externs`, in its order: kconfig values into the `.kconfig`
+/// image; then, if there is a typeless ksym, /proc/kallsyms (`bpf_object__read_kallsyms_file`);
+/// then kfuncs and typed ksyms against vmlinux BTF and module BTFs, with libbpf's compatibility
+/// check (`bpf_object__resolve_ksyms_btf_id`); last, every strong extern still unresolved is an
+/// error ("extern '%s' (strong): not resolved").
 struct ExternResolver {
     let spec: ObjectSpec
     var kconfig: KernelConfig?
     /// Module BTFs, opened only if a kfunc or typed ksym is not in vmlinux.
     let modules: ModuleBTFSession
+    /// /proc/kallsyms text to resolve against instead of the running kernel's (tests).
+    var kallsymsText: [UInt8]?
 
-    init(spec: ObjectSpec, modules: ModuleBTFSession = ModuleBTFSession()) {
+    init(spec: ObjectSpec, modules: ModuleBTFSession = ModuleBTFSession(), kallsymsText: [UInt8]? = nil) {
         self.spec = spec
         self.modules = modules
+        self.kallsymsText = kallsymsText
     }
 
     func resolve(kconfigImage: inout [UInt8]) throws(LoaderError) -> [ExternResolution] {
-        var out: [ExternResolution] = []
-        var kallsyms: [String: UInt64]?
-        for ext in spec.externs {
-            switch ext.kind {
-            case .kconfig(let offset, let size):
-                try writeKconfig(ext, offset: Int(offset), size: Int(size), into: &kconfigImage)
-                out.append(.kconfig)
-            case .kfunc:
-                out.append(try resolveKfunc(ext))
-            case .ksym(let typed):
-                if typed {
-                    out.append(try resolveTypedKsym(ext))
-                } else {
-                    if kallsyms == nil {
-                        let typeless = spec.externs.compactMap { e -> String? in
-                            if case .ksym(false) = e.kind { return e.essentialName } else { return nil }
-                        }
-                        kallsyms = Self.kallsyms(names: Set(typeless))
-                    }
-                    if let addr = kallsyms?[ext.essentialName], addr != 0 {
-                        out.append(.address(addr))
-                    } else if ext.weak {
-                        out.append(.unresolvedWeak)
-                    } else {
-                        throw .extern(name: ext.name, reason: "symbol not in /proc/kallsyms")
-                    }
-                }
+        var out = [ExternResolution?](repeating: nil, count: spec.externs.count)
+        for (i, ext) in spec.externs.enumerated() {
+            // A weak one left out stays zero in the image, and loads still read the image.
+            if case .kconfig(let offset, let size) = ext.kind,
+               try writeKconfig(ext, offset: Int(offset), size: Int(size), into: &kconfigImage) || ext.weak {
+                out[i] = .kconfig
             }
         }
-        return out
+        let kallsyms = try readKallsyms()
+        for (i, ext) in spec.externs.enumerated() {
+            switch ext.kind {
+            case .kconfig: continue
+            case .kfunc: out[i] = try resolveKfunc(ext)
+            case .ksym(typed: true): out[i] = try resolveTypedKsym(ext, inKallsyms: kallsyms?[ext.name])
+            case .ksym(typed: false): out[i] = kallsyms?[ext.name].map { .address($0.address) }
+            }
+        }
+        return try out.enumerated().map { (i, r) throws(LoaderError) -> ExternResolution in
+            if let r { return r }
+            let ext = spec.externs[i]
+            guard ext.weak else {
+                if case .kconfig = ext.kind {
+                    throw .kconfig(name: ext.name, reason: "extern (strong) not resolved: not in the kernel configuration")
+                }
+                throw .extern(name: ext.name, reason: "(strong): not resolved: not in /proc/kallsyms")
+            }
+            return .unresolvedWeak
+        }
+    }
+
+    /// libbpf's `kallsyms_cb` looks at every `__ksym` variable, typed ones too (they are VARs
+    /// as well), under its full name (no `___flavor` stripping, unlike kfuncs); the file is
+    /// read only when some ksym is typeless. Nil: not read.
+    private func readKallsyms() throws(LoaderError) -> [String: KallsymsSymbol]? {
+        let typeless = spec.externs.filter { $0.kind == .ksym(typed: false) }
+        guard let first = typeless.first else { return nil }
+        let names = Set(spec.externs.filter { if case .ksym = $0.kind { true } else { false } }.map(\.name))
+        do {
+            if let kallsymsText { return try Kallsyms.lookup(names, in: kallsymsText) }
+            return try Kallsyms.running(names)
+        } catch {
+            if case .ambiguous(let name, _, _) = error { throw .extern(name: name, reason: "\(error)") }
+            throw .extern(name: first.name, reason: "\(error)")
+        }
     }
 
     /// libbpf's `find_ksym_btf_id`: vmlinux first; only a name vmlinux lacks is looked up in the
     /// modules' own types (the first module, in BTF id order, that has it).
-    private func findKernelType(_ ext: ExternSpec, kind: BTFKindTag) throws(LoaderError)
+    private func findKernelType(_ ext: ExternSpec, _ name: String, kind: BTFKindTag) throws(LoaderError)
         -> (kernel: any BTFTypeLookup, id: UInt32, module: OpenModuleBTF?)?
     {
         let vmlinux = try KernelBTF.vmlinux()
-        if let id = vmlinux.find(ext.essentialName, kind: kind) { return (vmlinux, id, nil) }
+        if let id = vmlinux.find(name, kind: kind) { return (vmlinux, id, nil) }
         do {
-            guard let (m, id) = try modules.find(ext.essentialName, kind: kind) else { return nil }
+            guard let (m, id) = try modules.find(name, kind: kind) else { return nil }
             return (m.module.btf, id, m)
         } catch {
             throw .extern(name: ext.name, reason: "not in vmlinux BTF, and the module BTFs could not be searched: \(error)")
@@ -81,7 +99,8 @@ struct ExternResolver {
     }
 
     private func resolveKfunc(_ ext: ExternSpec) throws(LoaderError) -> ExternResolution {
-        guard let (kernel, id, module) = try findKernelType(ext, kind: .function),
+        // A kfunc is looked up without its `___flavor` suffix.
+        guard let (kernel, id, module) = try findKernelType(ext, ext.essentialName, kind: .function),
               case .function(let proto, _)? = kernel.type(id)?.kind else {
             if ext.weak { return .unresolvedWeak }
             throw .extern(name: ext.name, reason: "kfunc not found in kernel or module BTF")
@@ -100,11 +119,22 @@ struct ExternResolver {
         }
     }
 
-    private func resolveTypedKsym(_ ext: ExternSpec) throws(LoaderError) -> ExternResolution {
-        guard let (kernel, id, module) = try findKernelType(ext, kind: .variable),
+    /// libbpf's `bpf_object__resolve_ksym_var_btf_id`: the VAR under the extern's full name (no
+    /// `___flavor` stripping for variables); an incompatible type fails even a weak extern.
+    /// `inKallsyms`: what /proc/kallsyms said of the name, if it was read.
+    private func resolveTypedKsym(_ ext: ExternSpec, inKallsyms: KallsymsSymbol?) throws(LoaderError) -> ExternResolution {
+        guard let (kernel, id, module) = try findKernelType(ext, ext.name, kind: .variable),
               case .variable(let kt, _)? = kernel.type(id)?.kind else {
-            if ext.weak { return .unresolvedWeak }
-            throw .extern(name: ext.name, reason: "kernel variable not found in kernel or module BTF")
+            guard ext.weak else {
+                throw .extern(name: ext.name, reason: "kernel variable not found in kernel or module BTF")
+            }
+            if let inKallsyms {
+                // libbpf's kallsyms pass has marked it resolved with that address, its BTF pass
+                // leaves a weak miss alone, and the relocation then emits BPF_PSEUDO_BTF_ID with
+                // btf_id 0, which every kernel refuses. Said here instead of by the verifier.
+                throw .extern(name: ext.name, reason: "weak typed ksym is not in kernel or module BTF but /proc/kallsyms has it at \(inKallsyms); libbpf would load it as BTF id 0, which the kernel refuses: declare it typeless (const void) or drop __weak")
+            }
+            return .unresolvedWeak
         }
         guard let local = spec.btf, KernelBTF.isCompatible(local: local, ext.btfTypeID, kernel: kernel, kt) else {
             let place = module.map { " (module '\($0.module.name)')" } ?? ""
@@ -115,7 +145,8 @@ struct ExternResolver {
         return .typedKsym(btfID: id, btfObjectFD: module.fd.rawValue)
     }
 
-    private func writeKconfig(_ ext: ExternSpec, offset: Int, size: Int, into image: inout [UInt8]) throws(LoaderError) {
+    /// False: not in the configuration (the image keeps zeros there).
+    private func writeKconfig(_ ext: ExternSpec, offset: Int, size: Int, into image: inout [UInt8]) throws(LoaderError) -> Bool {
         guard let btf = spec.btf, let type = KconfigType(btf: btf, typeID: ext.btfTypeID) else {
             throw .kconfig(name: ext.name, reason: "unsupported type")
         }
@@ -135,10 +166,7 @@ struct ExternResolver {
         } else {
             raw = kconfig?.values[ext.name]
         }
-        guard let raw else {
-            if ext.weak { return }  // stays zero
-            throw .kconfig(name: ext.name, reason: "extern (strong) not resolved: not in the kernel configuration")
-        }
+        guard let raw else { return false }
         var value = raw
         // A bool extern for an integer-valued LINUX_* virtual, or y/n for ints, as libbpf allows.
         if case .bool = type, raw != "y", raw != "n" { value = raw == "0" ? "n" : "y" }
@@ -146,76 +174,6 @@ struct ExternResolver {
         if case .int = type, raw == "n" { value = "0" }
         let bytes = try KernelConfig.encode(value, name: ext.name, as: type, size: size)
         image.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
-    }
-
-    /// Addresses of `names` from /proc/kallsyms (first match wins; a `.llvm.<hash>` suffix on
-    /// a local symbol is tolerated). Only the wanted names are decoded: the file has ~200k lines.
-    /// Resolved addresses, kept for the process: vmlinux symbols do not move once booted. Names
-    /// not found are looked up again once the last read is a minute old (a module may have
-    /// been loaded since); /proc/kallsyms takes the kernel tens of milliseconds to produce.
-    private static let kallsymsCache = Mutex<(found: [String: UInt64], missing: Set<String>, readAt: UInt64)>(([:], [], 0))
-
-    static func kallsyms(names: Set<String>) -> [String: UInt64] {
-        let now = monotonicSeconds()
-        let (known, missing, readAt) = kallsymsCache.withLock { ($0.found, $0.missing, $0.readAt) }
-        let unknown = names.filter { known[$0] == nil && !(missing.contains($0) && now - readAt < 60) }
-        guard !unknown.isEmpty else { return known }
-        let found = readKallsyms(names: unknown)
-        return kallsymsCache.withLock { c in
-            c.found.merge(found) { a, _ in a }
-            c.missing.formUnion(unknown.filter { found[$0] == nil })
-            c.readAt = now
-            return c.found
-        }
-    }
-
-    static func monotonicSeconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec)
-    }
-
-    static func readKallsyms(names: Set<String>) -> [String: UInt64] {
-        guard !names.isEmpty, let bytes = readWholeFile("/proc/kallsyms") else { return [:] }
-        let wanted = names.map { Array($0.utf8) }
-        let llvm = Array(".llvm.".utf8)
-        var out: [String: UInt64] = [:]
-        bytes.withUnsafeBufferPointer { b in
-            // Does b[p..<q] (or its part before ".llvm.") equal a wanted name? Byte compares only:
-            // hashing every one of ~200k names costs more than the kernel takes to list them.
-            func match(_ p: Int, _ q: Int) -> [UInt8]? {
-                for w in wanted where q - p >= w.count && b[p] == w.first {
-                    var same = true
-                    for k in 0..<w.count where b[p + k] != w[k] { same = false; break }
-                    guard same else { continue }
-                    if q - p == w.count { return w }
-                    let rest = q - p - w.count
-                    if rest >= llvm.count && (0..<llvm.count).allSatisfy({ b[p + w.count + $0] == llvm[$0] }) { return w }
-                }
-                return nil
-            }
-            var i = 0
-            let n = b.count
-            while i < n {
-                let lineStart = i
-                while i < n && b[i] != 0x0a { i += 1 }
-                let lineEnd = i
-                i += 1
-                // "ADDR T name[\t[module]]"
-                var p = lineStart
-                while p < lineEnd && b[p] != 0x20 { p += 1 }
-                let addrEnd = p
-                p += 3
-                guard p < lineEnd else { continue }
-                var q = p
-                while q < lineEnd && b[q] != 0x09 { q += 1 }
-                guard let name = match(p, q) else { continue }
-                let key = String(decoding: name, as: UTF8.self)
-                guard out[key] == nil,
-                      let addr = UInt64(String(decoding: b[lineStart..<addrEnd], as: UTF8.self), radix: 16) else { continue }
-                out[key] = addr
-            }
-        }
-        return out
+        return true
     }
 }
