@@ -114,6 +114,8 @@ public struct DepotMetricsSnapshot: Sendable {
     public let loadsActive: Int
     /// By load id, then in each load's export order (names sorted, fields in type order).
     public let variables: [ExportedSample]
+    /// Run statistics of every program of every live load, by load id.
+    public var programs: [ProgramSample] = []
 }
 
 extension Depot {
@@ -178,7 +180,8 @@ extension Depot {
         metrics.exports.withLock { cache in
             if cache.keys.contains(where: { !liveIDs.contains($0) }) { cache = cache.filter { liveIDs.contains($0.key) } }
         }
-        return DepotMetricsSnapshot(objectsStored: metrics.objectsStored(store), loadsActive: objects.count, variables: samples)
+        return DepotMetricsSnapshot(objectsStored: metrics.objectsStored(store), loadsActive: objects.count, variables: samples,
+                                    programs: programSamples())
     }
 
     /// The cached list, or the stored one (read once per load after a start: a load adopted

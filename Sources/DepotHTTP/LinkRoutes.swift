@@ -18,6 +18,10 @@ extension DepotRoutes {
             .json(.object([("links", .array(try depot.links(loadID: try loadID(req)).map(\.json)))]))
         })
         r.get("/v1/links/{id}", .deferred { req in .json(try depot.link(id: try linkID(req)).json) })
+        // The kernel's view of each program now, run statistics included.
+        r.get("/v1/loads/{id}/programs", .deferred { req in
+            .json(.object([("programs", .array(try depot.programs(loadID: try loadID(req)).map(\.json)))]))
+        })
         r.delete("/v1/links/{id}", .deferred { req in
             try depot.detach(linkID: try linkID(req))
             return .noContent

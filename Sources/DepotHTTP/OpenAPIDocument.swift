@@ -971,6 +971,35 @@ paths:
               schema: { $ref: "#/components/schemas/Problem422" }
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
+  /v1/loads/{id}/programs:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+    get:
+      operationId: listPrograms
+      tags: [loads]
+      summary: The programs of a live load as the kernel describes them now
+      description: |
+        Kernel id, tag, verified instructions, JIT and translated sizes, and run statistics:
+        `runCount`, `runTimeNs` and `recursionMisses` grow while the kernel's statistics are
+        on, which `serve` keeps them (`--no-program-stats` turns that off). The same counters
+        are on `/metrics` as `bpfdepot_program_runs_total`, `bpfdepot_program_run_seconds_total`
+        and `bpfdepot_program_recursion_misses_total`, labelled by load and program.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the load's programs
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ProgramList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409":
+          description: the load is not loaded (`not-loaded`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem409" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
   /v1/loads/{id}/programs/{name}/run:
     parameters:
       - $ref: "#/components/parameters/LoadID"
@@ -1781,6 +1810,36 @@ components:
               type: object
               additionalProperties:
                 type: string
+    ProgramList:
+      type: object
+      required: [programs]
+      additionalProperties: false
+      properties:
+        programs:
+          type: array
+          items:
+            type: object
+            required: [name, section, type, kernelId, tag, verifiedInstructions, jitedBytes, xlatedBytes, runCount, runTimeNs, recursionMisses]
+            additionalProperties: false
+            properties:
+              name:
+                type: string
+              section:
+                type: string
+              type:
+                description: the program type, as libbpf names it
+                type: string
+              kernelId: { $ref: "#/components/schemas/UInt32" }
+              tag:
+                description: the kernel's tag of the instructions, as bpftool prints it
+                type: string
+                pattern: "^[0-9a-f]{16}$"
+              verifiedInstructions: { $ref: "#/components/schemas/UInt32" }
+              jitedBytes: { $ref: "#/components/schemas/UInt32" }
+              xlatedBytes: { $ref: "#/components/schemas/UInt32" }
+              runCount: { $ref: "#/components/schemas/UInt64" }
+              runTimeNs: { $ref: "#/components/schemas/UInt64" }
+              recursionMisses: { $ref: "#/components/schemas/UInt64" }
     LinkList:
       type: object
       required: [links]

@@ -13,6 +13,9 @@ public final class ServiceMetrics: Sendable {
     public static let objectsStoredLabel = "bpfdepot_objects_stored"
     public static let loadsActiveLabel = "bpfdepot_loads_active"
     public static let variableLabel = "bpfdepot_variable"
+    public static let programRunsLabel = "bpfdepot_program_runs_total"
+    public static let programRunSecondsLabel = "bpfdepot_program_run_seconds_total"
+    public static let programRecursionMissesLabel = "bpfdepot_program_recursion_misses_total"
     /// `Content-Type` of the text exposition format.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
     /// From a live-variable read answered on MHD's thread (tens of microseconds) to a big
@@ -108,6 +111,20 @@ public final class ServiceMetrics: Sendable {
                 variables.makeGauge(descriptor: help, labels: [("load", String(s.loadID)), ("name", s.name)]).set(to: s.value)
             }
             variables.emit(into: &out)
+        }
+        // The kernel's own counters, read at scrape time in the same way.
+        if !snapshot.programs.isEmpty {
+            let programs = PrometheusCollectorRegistry()
+            let runs = Self.descriptor(Self.programRunsLabel, "Runs of a loaded BPF program (the kernel counts while statistics are enabled).")
+            let seconds = Self.descriptor(Self.programRunSecondsLabel, "Time spent running a loaded BPF program.")
+            let misses = Self.descriptor(Self.programRecursionMissesLabel, "Runs of a loaded BPF program skipped because it was already running on the CPU.")
+            for p in snapshot.programs {
+                let labels = [("load", String(p.loadID)), ("program", p.program)]
+                programs.makeCounter(descriptor: runs, labels: labels).increment(by: Int64(clamping: p.runCount))
+                programs.makeCounter(descriptor: seconds, labels: labels).increment(by: Double(p.runTimeNs) / 1e9)
+                programs.makeCounter(descriptor: misses, labels: labels).increment(by: Int64(clamping: p.recursionMisses))
+            }
+            programs.emit(into: &out)
         }
         return out
     }

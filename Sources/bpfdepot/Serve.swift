@@ -60,6 +60,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Milliseconds log lines may wait in a 64 KiB buffer before they are written; warnings and errors are written at once (0: write every line at once).")
     var logFlushMs = LogOutput.defaultFlushIntervalMilliseconds
 
+    @Flag(inversion: .prefixedNo, help: "Keep the kernel's BPF program run statistics on while serving (BPF_ENABLE_STATS): run counts and times in GET /v1/loads/{id}/programs and /metrics. They cost a little time on every program run, system-wide.")
+    var programStats = true
+
     func run() throws {
         guard logFlushMs >= 0 else { throw ValidationError("--log-flush-ms: expected 0 or more, found \(logFlushMs)") }
         let logOutput = logFlushMs == 0 ? LogOutput.unbuffered() : LogOutput(flushIntervalMilliseconds: logFlushMs)
@@ -136,6 +139,17 @@ struct Serve: ParsableCommand {
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
                                          "auth": "\(token == nil ? "none (loopback only)" : "bearer token")",
                                          "tls": "\(tls == nil ? "off" : "on")", "pin_root": "\(root ?? "none")"])
+        // The kernel counts program runs while any process holds a BPF_ENABLE_STATS fd.
+        var statistics: BPFFD?
+        if programStats {
+            do {
+                statistics = try ProgramStatistics.enable()
+                log.info("program run statistics enabled (BPF_ENABLE_STATS)")
+            } catch {
+                log.warning("program run statistics stay off", metadata: ["reason": "\(error)"])
+            }
+        }
+        defer { statistics?.close() }
         // Start-up lines are out before the first request; from here on lines are buffered.
         logOutput.flush()
         let signal = TerminationSignals.wait()

@@ -152,6 +152,23 @@ struct LinkServiceTests {
         Self.getpids(40)
         #expect(try Self.liveCount(c, load: load, "getpid_hits") - raw0 >= 40)
         #expect(try Self.liveCount(c, load: load, "tp_hits") - tp0 >= 40)
+        // The kernel's run statistics (serve keeps them on): the tracepoint ran at least once
+        // per getpid made here (other processes' count too), the unattached program never.
+        let programs = try c.request("GET", "/v1/loads/\(load)/programs")
+        #expect(programs.status == 200, "\(programs.text)")
+        let byName = Dictionary(uniqueKeysWithValues: (programs.json["programs"] as? [[String: Any]] ?? []).compactMap { p in
+            (p["name"] as? String).map { ($0, p) }
+        })
+        let tp = try #require(byName["tp_getpid"], "\(programs.text)")
+        #expect((tp["runCount"] as? NSNumber)?.intValue ?? 0 >= 40, "\(tp)")
+        #expect((tp["runTimeNs"] as? NSNumber)?.intValue ?? 0 > 0, "\(tp)")
+        #expect((tp["verifiedInstructions"] as? NSNumber)?.intValue ?? 0 > 0)
+        #expect((tp["kernelId"] as? NSNumber)?.intValue == (try Self.programID(c, load: load, "tp_getpid")))
+        #expect((tp["tag"] as? String)?.count == 16)
+        #expect((byName["run_only"]?["runCount"] as? NSNumber)?.intValue == 0)
+        let metrics = try c.request("GET", "/metrics").text
+        let series = metrics.split(separator: "\n").first { $0.hasPrefix("bpfdepot_program_runs_total{") && $0.contains("load=\"\(load)\"") && $0.contains("program=\"tp_getpid\"") }
+        #expect(Int(series?.split(separator: " ").last ?? "") ?? 0 >= 40, "\(series ?? "no series")")
         // Unloading detaches every link first.
         #expect(try c.request("DELETE", "/v1/loads/\(load)").status == 204)
         let after = try c.request("GET", "/v1/loads/\(load)/links").json["links"] as? [[String: Any]] ?? []
