@@ -62,7 +62,9 @@ extension Attachment {
     }
 
     /// The first XDP link on `ifindex` (in link id order) and its program. nil when none is
-    /// visible: the holder was attached through netlink, or went away meanwhile.
+    /// visible: the holder was attached through netlink, or went away meanwhile. Link info
+    /// carries the ifindex but not the network namespace, and indexes repeat across namespaces:
+    /// with XDP links on same-numbered interfaces of other namespaces, one of those may be named.
     static func xdpHolder(ifindex: UInt32) -> XDPHolder? {
         var id: UInt32 = 0
         while let next = try? BPFSys.linkGetNextID(after: id) {
