@@ -86,6 +86,18 @@ enum LinkTestSupport {
     /// The kernel has kprobes (a kprobe PMU), as the 6.12 VM does and the host does not.
     static let hasKprobes = FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/kprobe/type")
 
+    static func kernelAtLeast(_ major: UInt32, _ minor: UInt32) -> Bool {
+        KernelVersion.code >= major << 16 | minor << 8
+    }
+
+    /// Linux 6.6 added tcx links and the perf_event part of link info.
+    static let hasTCX = kernelAtLeast(6, 6)
+    static let describesPerfLinks = kernelAtLeast(6, 6)
+    static let tcxReason: Comment = "tcx links need Linux 6.6; this kernel is \(KernelVersion.release)"
+
+    /// kprobe_multi links need CONFIG_FPROBE (Debian's 6.1 lacks it, its 6.12 has it).
+    static let hasKprobeMulti = hasKprobes && (try? KernelConfig.running().values["CONFIG_FPROBE"]) == "y"
+
     static var tracefsMounted: Bool {
         ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "")
             .split(separator: "\n").contains { $0.split(separator: " ").dropFirst(2).first == "tracefs" }

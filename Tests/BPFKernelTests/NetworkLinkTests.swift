@@ -73,7 +73,8 @@ struct NetworkLinkTests {
         #expect(try S.u64(obj, "xdp_udp") == 5)
     }
 
-    @Test func tcxIngressCountsDatagramsUntilDetached() throws {
+    @Test(.enabled(if: S.hasTCX, S.tcxReason))
+    func tcxIngressCountsDatagramsUntilDetached() throws {
         let obj = try S.load("links_net")
         defer { obj.unload() }
         let veth = try VethPair()

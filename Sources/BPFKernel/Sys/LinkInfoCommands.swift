@@ -182,6 +182,8 @@ extension BPFSys {
                                         into details: inout [String: String]) {
         typealias P = LinkInfoLayout.PerfEvent
         let kind: UInt32 = info.load(P.type)
+        // Kernels before 6.6 say nothing about a perf_event link beyond its type.
+        guard kind != 0 else { return }
         details["perf_event_type"] = Int(kind) < BPFLinkType.perfEventNames.count ? BPFLinkType.perfEventNames[Int(kind)] : "type_\(kind)"
         switch kind {
         case 1, 2:  // uprobe, uretprobe
