@@ -198,7 +198,12 @@ final class TestCgroup: @unchecked Sendable {
     init() throws {
         mountPoint = NSTemporaryDirectory() + "bdlink-cg2-\(LinkTestSupport.suffix())"
         child = mountPoint + "/test"
-        try LinkTestSupport.sh("set -e; mkdir -p \(mountPoint); mount -t cgroup2 none \(mountPoint); mkdir \(child)")
+        do {
+            try LinkTestSupport.sh("set -e; mkdir -p \(mountPoint); mount -t cgroup2 none \(mountPoint); mkdir \(child)")
+        } catch {
+            close()
+            throw error
+        }
     }
 
     /// Runs `command` with bash inside namespace `namespace`, in the child cgroup: the shell
@@ -234,10 +239,14 @@ enum ProbedBinary {
         let description: String
     }
 
+    static let directory = NSTemporaryDirectory() + "bdlink-uprobe-\(getpid())"
+
     /// The binary's path (one per test process).
     static let path: Result<String, BuildError> = {
-        let dir = NSTemporaryDirectory() + "bdlink-uprobe-\(getpid())"
+        let dir = directory
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Removed when the test process exits (the copies each test makes are removed by it).
+        atexit { try? FileManager.default.removeItem(atPath: ProbedBinary.directory) }
         let src = dir + "/probed.c"
         let bin = dir + "/probed"
         do { try source.write(toFile: src, atomically: true, encoding: .utf8) } catch {
