@@ -24,12 +24,12 @@ let package = Package(
         .target(name: "CELFShim", dependencies: ["CLibELF"]),
         // zlib, to read /proc/config.gz for __kconfig externs.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        // The one variadic syscall(2) for bpf().
+        // The variadic syscall(2)s (bpf, perf_event_open) and ioctl(2) Swift cannot call.
         .target(name: "CBPFSys"),
         // Pure: ELF bytes -> ObjectSpec. No syscalls.
         .target(name: "BPFObject", dependencies: ["CLibELF", "CELFShim"]),
         // Everything that touches the kernel.
-        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib"]),
+        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib", "CLibELF", "CELFShim"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
         .target(name: "DepotStore", dependencies: [
             "BPFObject", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -4,6 +4,9 @@ import Glibc
 public enum BPFError: Error, Sendable, Equatable, CustomStringConvertible {
     /// bpf(2) failed; `context` says what we were doing ("creating map \"counts\"").
     case syscall(command: BPFCommand, errno: Int32, context: String)
+    /// Another system call the kernel-facing layer makes failed (perf_event_open, mount, open of
+    /// a cgroup, read of an iterator, ...); `call` is its name.
+    case system(call: String, errno: Int32, context: String)
     /// BPF_PROG_LOAD failed and the verifier explained why.
     case verifier(VerifierError)
     /// BPF_BTF_LOAD failed; the kernel's BTF checker wrote `log`.
@@ -25,6 +28,7 @@ public enum BPFError: Error, Sendable, Equatable, CustomStringConvertible {
     public var errno: Int32? {
         switch self {
         case .syscall(_, let errno, _): errno
+        case .system(_, let errno, _): errno
         case .verifier(let error): error.errno
         case .btfRejected(let errno, _, _): errno
         case .addressRangeInUse: EEXIST
@@ -37,6 +41,8 @@ public enum BPFError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .syscall(let command, let errno, let context):
             return "bpf(\(command)) failed with \(ErrnoName.describe(errno)) while \(context)"
+        case .system(let call, let errno, let context):
+            return "\(call) failed with \(ErrnoName.describe(errno)) while \(context)"
         case .verifier(let error):
             return error.description
         case .btfRejected(let errno, let log, let truncated):
@@ -119,6 +125,7 @@ enum ErrnoName {
         EEXIST: ("EEXIST", "already exists"),
         EXDEV: ("EXDEV", "cross-device link"),
         ENODEV: ("ENODEV", "no such device"),
+        ENOTDIR: ("ENOTDIR", "not a directory"),
         EINVAL: ("EINVAL", "invalid argument"),
         EMFILE: ("EMFILE", "too many open files"),
         ENOSPC: ("ENOSPC", "no space left (buffer too small)"),
@@ -126,6 +133,7 @@ enum ErrnoName {
         ENOSYS: ("ENOSYS", "function not implemented"),
         ELOOP: ("ELOOP", "too many levels of nesting"),
         EOPNOTSUPP: ("EOPNOTSUPP", "operation not supported"),
+        ENOLINK: ("ENOLINK", "link has been severed"),
         ENOTSUPP: ("ENOTSUPP", "operation not supported by the kernel"),
     ]
 

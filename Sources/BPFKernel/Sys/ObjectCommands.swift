@@ -66,7 +66,7 @@ extension BPFSys {
         try fdByID(.btfGetFDByID, id: id, what: "btf")
     }
 
-    private static func nextID(_ command: BPFCommand, after id: UInt32) throws(BPFError) -> UInt32? {
+    static func nextID(_ command: BPFCommand, after id: UInt32) throws(BPFError) -> UInt32? {
         var attr = BPFAttr(size: IDAttr.size)
         attr.set(id, at: IDAttr.startID)
         switch invoke(command, &attr) {
@@ -79,7 +79,7 @@ extension BPFSys {
         }
     }
 
-    private static func fdByID(
+    static func fdByID(
         _ command: BPFCommand, id: UInt32, what: String, flags: UInt32 = 0
     ) throws(BPFError) -> BPFFD {
         var attr = BPFAttr(size: IDAttr.size)

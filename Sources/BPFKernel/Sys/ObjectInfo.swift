@@ -30,10 +30,17 @@ private enum ProgramInfoLayout {
     static let type = 0
     static let id = 4
     static let tag = 8  // u8[8]
+    static let jitedProgramLength = 16
+    static let xlatedProgramLength = 20
     static let mapIDCount = 52  // nr_map_ids
     static let name = 64  // char[16]
     static let btfID = 128
-    /// Linux 6.1's size; newer fields are optional for us.
+    /// The statistics BPF_ENABLE_STATS turns on (Linux 5.8; recursion_misses 5.12).
+    static let runTimeNs = 192  // u64
+    static let runCount = 200  // u64
+    static let recursionMisses = 208  // u64
+    static let verifiedInstructions = 216  // Linux 5.16
+    /// Up to and including `attach_btf_id` (224): Linux 6.0's size, also 6.18's.
     static let size = 232
 }
 
@@ -74,6 +81,19 @@ public struct ProgramInfo: Sendable, Equatable {
     /// Maps the program uses or has bound (`BPF_PROG_BIND_MAP`).
     public var mapIDCount: UInt32
     public var btfID: UInt32
+    /// Nanoseconds spent in the program, summed over its runs while statistics were on
+    /// (`ProgramStatistics.enable()`; 0 while they never were).
+    public var runTimeNs: UInt64 = 0
+    /// Runs counted while statistics were on.
+    public var runCount: UInt64 = 0
+    /// Runs the kernel skipped because the program was already running on that CPU.
+    public var recursionMisses: UInt64 = 0
+    /// Instructions the verifier processed (0 before Linux 5.16).
+    public var verifiedInstructions: UInt32 = 0
+    /// Bytes of JITed machine code (0 when not JITed or the caller may not see it).
+    public var jitedProgramLength: UInt32 = 0
+    /// Bytes of the instructions after the verifier's rewrites.
+    public var xlatedProgramLength: UInt32 = 0
 }
 
 /// What the kernel says about a BTF object.
@@ -116,7 +136,13 @@ extension BPFSys {
             name: info.string(at: ProgramInfoLayout.name, count: BPFConstants.objectNameLength),
             tag: Array(info[ProgramInfoLayout.tag..<(ProgramInfoLayout.tag + 8)]),
             mapIDCount: info.load(ProgramInfoLayout.mapIDCount),
-            btfID: info.load(ProgramInfoLayout.btfID))
+            btfID: info.load(ProgramInfoLayout.btfID),
+            runTimeNs: info.load(ProgramInfoLayout.runTimeNs),
+            runCount: info.load(ProgramInfoLayout.runCount),
+            recursionMisses: info.load(ProgramInfoLayout.recursionMisses),
+            verifiedInstructions: info.load(ProgramInfoLayout.verifiedInstructions),
+            jitedProgramLength: info.load(ProgramInfoLayout.jitedProgramLength),
+            xlatedProgramLength: info.load(ProgramInfoLayout.xlatedProgramLength))
     }
 
     public static func objGetInfoByFD(btfFD fd: BPFFD) throws(BPFError) -> BTFInfo {
@@ -164,7 +190,7 @@ extension BPFSys {
         throw .invalidArgument("btf object of fd \(fd.rawValue) kept changing size while being read")
     }
 
-    private static func getInfo(
+    static func getInfo(
         fd: BPFFD, into info: UnsafeMutableRawBufferPointer, memory: AttrMemory, what: String
     ) throws(BPFError) {
         var attr = BPFAttr(size: InfoAttr.size)
@@ -176,11 +202,11 @@ extension BPFSys {
 }
 
 extension UnsafeMutableRawBufferPointer {
-    fileprivate func load<T: FixedWidthInteger>(_ offset: Int) -> T {
+    func load<T: FixedWidthInteger>(_ offset: Int) -> T {
         loadUnaligned(fromByteOffset: offset, as: T.self)
     }
 
-    fileprivate func string(at offset: Int, count: Int) -> String {
+    func string(at offset: Int, count: Int) -> String {
         let bytes = self[offset..<(offset + count)].prefix { $0 != 0 }
         return String(decoding: bytes, as: UTF8.self)
     }

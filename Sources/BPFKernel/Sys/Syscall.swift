@@ -18,10 +18,18 @@ public enum BPFCommand: Int32, Sendable, CustomStringConvertible {
     case progGetFDByID = 13
     case mapGetFDByID = 14
     case objGetInfoByFD = 15
+    case rawTracepointOpen = 17
     case btfLoad = 18
     case btfGetFDByID = 19
     case mapFreeze = 22
     case btfGetNextID = 23
+    case linkCreate = 28
+    case linkUpdate = 29
+    case linkGetFDByID = 30
+    case linkGetNextID = 31
+    case enableStats = 32
+    case iterCreate = 33
+    case linkDetach = 34
     case progBindMap = 35
 
     /// The kernel's spelling, so errors can be matched against kernel docs and strace output.
@@ -41,10 +49,18 @@ public enum BPFCommand: Int32, Sendable, CustomStringConvertible {
         case .progGetFDByID: "BPF_PROG_GET_FD_BY_ID"
         case .mapGetFDByID: "BPF_MAP_GET_FD_BY_ID"
         case .objGetInfoByFD: "BPF_OBJ_GET_INFO_BY_FD"
+        case .rawTracepointOpen: "BPF_RAW_TRACEPOINT_OPEN"
         case .btfLoad: "BPF_BTF_LOAD"
         case .btfGetFDByID: "BPF_BTF_GET_FD_BY_ID"
         case .mapFreeze: "BPF_MAP_FREEZE"
         case .btfGetNextID: "BPF_BTF_GET_NEXT_ID"
+        case .linkCreate: "BPF_LINK_CREATE"
+        case .linkUpdate: "BPF_LINK_UPDATE"
+        case .linkGetFDByID: "BPF_LINK_GET_FD_BY_ID"
+        case .linkGetNextID: "BPF_LINK_GET_NEXT_ID"
+        case .enableStats: "BPF_ENABLE_STATS"
+        case .iterCreate: "BPF_ITER_CREATE"
+        case .linkDetach: "BPF_LINK_DETACH"
         case .progBindMap: "BPF_PROG_BIND_MAP"
         }
     }

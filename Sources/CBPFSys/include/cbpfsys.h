@@ -15,4 +15,13 @@ long cbpf_sys_bpf(int cmd, void *attr, unsigned int size);
  * in Swift's Glibc module. */
 long cbpf_fs_type(const char *path);
 
+/* perf_event_open(2), which has no glibc wrapper: syscall(2)'s raw result, errno on failure.
+ * `attr` is a `struct perf_event_attr` built in Swift (its `size` field set). */
+long cbpf_sys_perf_event_open(void *attr, int pid, int cpu, int group_fd, unsigned long flags);
+
+/* ioctl(fd, PERF_EVENT_IOC_ENABLE / PERF_EVENT_IOC_DISABLE, 0): ioctl(2) is variadic and the
+ * requests are macros. */
+int cbpf_perf_event_enable(int fd);
+int cbpf_perf_event_disable(int fd);
+
 #endif
