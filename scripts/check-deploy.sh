@@ -25,8 +25,11 @@
 #
 # Usage: scripts/check-deploy.sh BPFDEPOT_BINARY      (as root; Debian 12)
 # Installs what it lacks: the `systemd` and `python3-seccomp` Debian packages, and
-# kubernetes-validate from PyPI. Ends with one line "check-deploy: N passed, N failed" and exits
-# 1 when a check failed (2 when it could not run at all).
+# kubernetes-validate from PyPI. Ends with one line "check-deploy: N passed, N failed, N skipped"
+# and exits 1 when a check failed (2 when it could not run at all). Where the kernel refuses BPF
+# arena maps (`bpfdepot features`), the arena round trips are skipped with its reason; a
+# global-data object makes the same round trips everywhere (patch, load with pins, run, live
+# read, unload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -70,8 +73,9 @@ if [[ -z "$clang" ]]; then
 fi
 
 # --- bookkeeping -----------------------------------------------------------------------------
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 pass() { passed=$((passed + 1)); echo "PASS $1"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
 # shellcheck disable=SC2001 # (indents every line of a multi-line text)
 fail() { failed=$((failed + 1)); echo "FAIL $1" >&2; [[ -z "${2:-}" ]] || sed 's/^/     /' <<<"$2" >&2; }
 # check NAME COMMAND...: runs it, passes on exit 0, shows its output on failure.
@@ -168,7 +172,8 @@ UNIT
     ln -s ../bpfdepot.service ../deploy-check.service "$ctr/etc/systemd/system/multi-user.target.wants/"
     (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$ctr/etc/bpfdepot/token")
     install -m 0755 "$bin" "$ctr/usr-upper/local/bin/bpfdepot"
-    cp "$work/fixtures/service_arena.o" "$work/fixtures/globals.o" "$ctr/results/"
+    cp "$work/fixtures/service_arena.o" "$work/fixtures/globals.o" "$work/fixtures/globals_run.o" "$ctr/results/"
+    printf '%s' "$arena_refused" >"$ctr/results/arena-refused"
     cat >"$ctr/results/check.sh" <<'CHECK'
 exec >/results/report 2>&1
 T=$(cat /etc/bpfdepot/token) B=http://127.0.0.1:8080
@@ -217,7 +222,29 @@ arena() {
     curl -fsS -X DELETE "${auth[@]}" "$B/v1/loads/$load" >/dev/null
     [[ ! -e /sys/fs/bpf/bpfdepot/$load ]] || { echo "pins left after unload"; return 1; }
 }
-check "arena object: upload, patch, load with pins on bpffs, run (42), live read (42), unload" arena
+# A global-data object makes the same round trip everywhere: patched input 41, one run of
+# compute gives 3*41-7 = 116 and leaves input at 42.
+data() {
+    local id load retval value
+    id=$(curl -fsS "${auth[@]}" --data-binary @/results/globals_run.o "$B/v1/objects?name=globals_run.o" | json id)
+    curl -fsS -X PATCH "${auth[@]}" -d '{"input": 41}' "$B/v1/objects/$id/variables" >/dev/null
+    load=$(curl -fsS -X POST "${auth[@]}" "$B/v1/objects/$id/loads" | json id)
+    [[ -n $(ls /sys/fs/bpf/bpfdepot/$load/maps) ]] || { echo "no pins under /sys/fs/bpf/bpfdepot/$load"; return 1; }
+    retval=$(curl -fsS -X POST "${auth[@]}" "$B/v1/loads/$load/programs/compute/run" | json retval)
+    value=$(curl -fsS "$B/v1/loads/$load/variables/input" | json value)
+    [[ $retval == 116 && $value == 42 ]] || { echo "retval $retval, input $value (expected 116, 42)"; return 1; }
+    curl -fsS -X DELETE "${auth[@]}" "$B/v1/loads/$load" >/dev/null
+    [[ ! -e /sys/fs/bpf/bpfdepot/$load ]] || { echo "pins left after unload"; return 1; }
+}
+arena_refused=$(cat /results/arena-refused)
+# The arena round trip where the kernel has arenas; else the data one, and the reason.
+round_trip() { if [[ -z $arena_refused ]]; then arena; else data; fi; }
+if [[ -z $arena_refused ]]; then
+    check "arena object: upload, patch, load with pins on bpffs, run (42), live read (42), unload" arena
+else
+    echo "SKIP arena object: upload, patch, load with pins on bpffs, run (42), live read (42), unload: $arena_refused"
+fi
+check "global-data object: upload, patch, load with pins on bpffs, run (116), live read (42), unload" data
 xdp() {
     local id load
     id=$(curl -fsS "${auth[@]}" --data-binary @/results/globals.o "$B/v1/objects?name=globals.o" | json id)
@@ -238,9 +265,9 @@ remount() {
     writable_bpffs || { echo "service sees no writable bpffs"; grep bpf /proc/$pid/mountinfo; return 1; }
     [[ $(curl -fsS "$B/v1/objects" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["objects"] if isinstance(d, dict) else d))') -ge 2 ]] ||
         { echo "objects lost across the restart"; return 1; }
-    arena
+    round_trip
 }
-check "after bpffs was unmounted: restart mounts it again, objects kept, arena round trip" remount
+check "after bpffs was unmounted: restart mounts it again, objects kept, $([[ -z $arena_refused ]] && echo arena || echo global-data) round trip" remount
 stop() {
     systemctl stop bpfdepot.service
     [[ $(systemctl show -p Result --value bpfdepot.service) == success ]] || { systemctl status bpfdepot.service --no-pager; return 1; }
@@ -279,6 +306,7 @@ CHECK
         case $line in
             "PASS "*) pass "real systemd: ${line#PASS }" ;;
             "FAIL "*) fail "real systemd: ${line#FAIL }" ;;
+            "SKIP "*) skipped=$((skipped + 1)); echo "SKIP real systemd: ${line#SKIP }" ;;
             "     "*) echo "$line" >&2 ;;
             exposure:*) echo "     (inside the container) ${line}" ;;
         esac
@@ -382,9 +410,13 @@ install -m 0755 "$bin" "$work/bpfdepot"
 cflags=(-target bpf -O2 -g -I "$root/Tests/Fixtures")
 multiarch=$(gcc -print-multiarch 2>/dev/null || true)
 [[ -n "$multiarch" && -d "/usr/include/$multiarch" ]] && cflags+=(-I "/usr/include/$multiarch")
-for f in service_arena globals globals_run; do
+for f in service_arena globals globals_run perfmon; do
     "$clang" "${cflags[@]}" -c "$root/Tests/Fixtures/$f.bpf.c" -o "$work/fixtures/$f.o"
 done
+# Empty where this kernel creates BPF arena maps; else the probe's reason.
+arena_refused=$("$bin" features --json | /usr/bin/python3 -c 'import json, sys
+f = next(x for x in json.load(sys.stdin)["features"] if x["name"] == "arena_maps")
+print("" if f["available"] else f["reason"])')
 token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$token" >"$work/token"
 
@@ -468,6 +500,22 @@ arena_round_trip() {
     [[ ! -e "$pins" ]] || { echo "$pins is still there after the unload"; return 1; }
     echo "load $load: retval $retval, pins at $pins, removed on unload"
 }
+data_round_trip() {
+    local id load pins retval value
+    id=$(curl -fsS -X POST "${auth[@]}" --data-binary "@$work/fixtures/globals_run.o" \
+        "$base/v1/objects?name=globals_run.o" | json id)
+    curl -fsS -X PATCH "${auth[@]}" -H 'Content-Type: application/json' -d '{"input": 41}' \
+        "$base/v1/objects/$id/variables" >/dev/null
+    load=$(curl -fsS -X POST "${auth[@]}" "$base/v1/objects/$id/loads" | json id)
+    pins=$pin_root/$load
+    [[ -d "$pins" && $(stat -f -c %T "$pins") == bpf_fs && -n $(ls "$pins") ]] || { echo "no pins on bpffs at $pins"; return 1; }
+    retval=$(curl -fsS -X POST "${auth[@]}" "$base/v1/loads/$load/programs/compute/run" | json retval)
+    value=$(curl -fsS "$base/v1/loads/$load/variables/input" | json value)
+    [[ "$retval" == 116 && "$value" == 42 ]] || { echo "compute: expected retval 116 and input 42, found $retval and $value"; return 1; }
+    curl -fsS -X DELETE "${auth[@]}" "$base/v1/loads/$load" >/dev/null
+    [[ ! -e "$pins" ]] || { echo "$pins is still there after the unload"; return 1; }
+    echo "load $load: retval $retval, pins at $pins, removed on unload"
+}
 xdp_tc_round_trip() {
     local id load
     id=$(curl -fsS -X POST "${auth[@]}" --data-binary "@$work/fixtures/globals.o" \
@@ -492,7 +540,12 @@ stop_server() {
     [[ $status -eq 0 ]] || stop_result="exited $status after SIGTERM"
 }
 step "sandboxed serve starts and answers /healthz" serve_started
-step "sandboxed serve: arena object patched, loaded, pinned, run, read, unloaded" arena_round_trip
+if [[ -z "$arena_refused" ]]; then
+    step "sandboxed serve: arena object patched, loaded, pinned, run, read, unloaded" arena_round_trip
+else
+    skip "sandboxed serve: arena object patched, loaded, pinned, run, read, unloaded" "$arena_refused"
+fi
+step "sandboxed serve: global-data object patched, loaded, pinned, run, read, unloaded" data_round_trip
 step "sandboxed serve: XDP/TC object loaded, XDP program run, unloaded" xdp_tc_round_trip
 stop_result=""
 stop_server
@@ -504,15 +557,19 @@ container_checks
 
 # --- 4. every capability is needed -----------------------------------------------------------
 # The fixture that needs each capability, and what the kernel says without it.
+# CAP_PERFMON: tracing program types need it on every kernel; arenas need it too (checked
+# below where the kernel has them).
 declare -A needs=(
     [CAP_BPF]="globals_run:BPF_MAP_CREATE.*EPERM"
-    [CAP_PERFMON]="service_arena:CAP_BPF and CAP_PERFMON are required to use arena"
+    [CAP_PERFMON]="perfmon:count_entries.*BPF_PROG_LOAD.*EPERM"
     [CAP_NET_ADMIN]="globals:BPF_PROG_LOAD.*EPERM"
 )
+fixtures=("$work"/fixtures/{globals_run,globals,perfmon}.o)
+[[ -n "$arena_refused" ]] || fixtures+=("$work/fixtures/service_arena.o")
 # shellcheck disable=SC2016 # (expanded by the inner bash)
 check "sandboxed bpfdepot load with $caps: every fixture loads" \
     sandboxed "$caps" bash -ec 'for f in "$@"; do "'"$work"'/bpfdepot" load "$f"; done' _ \
-    "$work"/fixtures/{globals_run,service_arena,globals}.o
+    "${fixtures[@]}"
 for cap in $caps; do
     if [[ -z "${needs[$cap]:-}" ]]; then
         fail "$cap: no fixture here shows it is needed (add one to scripts/check-deploy.sh or drop it from the unit)"
@@ -530,6 +587,20 @@ for cap in $caps; do
         fail "$cap is needed: $fixture.o failed without it, but not with /$expected/" "$out"
     fi
 done
+if [[ -z "$arena_refused" && " $caps " == *" CAP_PERFMON "* ]]; then
+    # shellcheck disable=SC2086
+    less=$(for c in $caps; do [[ $c == CAP_PERFMON ]] || echo "$c"; done)
+    # shellcheck disable=SC2086
+    if out=$(sandboxed "$less" "$work/bpfdepot" load "$work/fixtures/service_arena.o" 2>&1); then
+        fail "CAP_PERFMON is needed for arenas: service_arena.o loaded without it"
+    elif grep -q "CAP_BPF and CAP_PERFMON are required to use arena" <<<"$out"; then
+        pass "CAP_PERFMON is needed for arenas: without it service_arena.o fails"
+    else
+        fail "CAP_PERFMON is needed for arenas: service_arena.o failed without it, but not for that" "$out"
+    fi
+else
+    skip "CAP_PERFMON is needed for arenas" "${arena_refused:-the unit has no CAP_PERFMON}"
+fi
 
 # --- 5. Kubernetes manifests -----------------------------------------------------------------
 for v in "${KUBERNETES_VERSIONS[@]}"; do
@@ -539,5 +610,5 @@ for v in "${KUBERNETES_VERSIONS[@]}"; do
     done
 done
 
-echo "check-deploy: $passed passed, $failed failed"
+echo "check-deploy: $passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

@@ -11,7 +11,8 @@ hosts we run on); a busybox initramfs loads the 9p modules from the package, mou
 root read-only over 9p, gives it fresh tmpfs on /tmp, /run, /boot (holding the package's
 config, which the loader reads for __kconfig externs) and /dev/shm, a bpffs at /sys/fs/bpf and
 a writable 9p share for results, then chroots and runs COMMAND from the current directory with
-this environment's PATH and HOME. COMMAND's output is streamed here; its exit status is ours.
+this environment's PATH and HOME. The current directory (and each --keep path) stays visible
+even under /tmp or /run. COMMAND's output is streamed here; its exit status is ours.
 Files the command writes under $VMTEST_RESULTS (the writable share) are kept in --results.
 
 Exit status: COMMAND's, or 125 when the VM failed (no package, boot failure, timeout).
@@ -50,9 +51,17 @@ for m in $(cat /modules.order); do insmod "/modules/$m" || echo "vmtest: insmod 
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /newroot; then
     echo "vmtest: cannot mount the host root"; poweroff -f
 fi
+mkdir -p /results /host
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /results
+# A second view of the host root that the tmpfs below do not cover: paths under /tmp or /run
+# that the command needs (its working directory, say) are bound back from it.
+mount --bind /newroot /host
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs run /newroot/run
 mount -t tmpfs boot /newroot/boot && cp /config-* /newroot/boot/
+for p in $(cat /results/keep-paths 2>/dev/null); do
+    mkdir -p "/newroot$p" && mount --bind "/host$p" "/newroot$p" || echo "vmtest: cannot keep $p"
+done
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
@@ -61,7 +70,7 @@ mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t bpf bpf /newroot/sys/fs/bpf
 mkdir -p /newroot@RESULTS@
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /newroot@RESULTS@
+mount --move /results /newroot@RESULTS@
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 echo "vmtest: kernel $(uname -r) up after $(cut -d' ' -f1 /newroot/proc/uptime) s"
 chroot /newroot /bin/sh @RESULTS@/run.sh
@@ -176,6 +185,16 @@ def build_initramfs(tree: Path, release: str, out: Path) -> None:
     log(f"initramfs for {release}: modules {', '.join(names) or 'none needed'}")
 
 
+# What the guest covers with fresh tmpfs: host paths below these are bound back when kept.
+COVERED = ("/tmp/", "/run/", "/boot/")
+
+
+def write_keep_paths(results: Path, keep: list[str]) -> None:
+    paths = sorted({os.path.realpath(p) for p in keep})
+    paths = [p for p in paths if p.startswith(COVERED) and not p.startswith(str(results.resolve()))]
+    (results / "keep-paths").write_text("".join(p + "\n" for p in paths))
+
+
 def write_run_script(results: Path, command: list[str], env: dict[str, str]) -> None:
     lines = ["#!/bin/sh"]
     for k, v in env.items():
@@ -196,6 +215,9 @@ def main() -> int:
     ap.add_argument("--cache", default=os.environ.get("VMTEST_CACHE", "/var/cache/bpfdepot-vm"))
     ap.add_argument("--results", help="folder to keep what the command wrote under $VMTEST_RESULTS")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
+    ap.add_argument("--keep", action="append", default=[], metavar="PATH",
+                    help="a host path under /tmp or /run the command needs (the guest has fresh ones); "
+                         "the current directory is always kept")
     ap.add_argument("--prepare-only", action="store_true", help="fetch and build the kernel's files, boot nothing")
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
@@ -221,6 +243,7 @@ def main() -> int:
             ap.error(f"--env takes NAME=VALUE, not {item!r}")
         env[k] = v
     write_run_script(results, args.command, env)
+    write_keep_paths(results, [os.getcwd(), *args.keep])
 
     qemu = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-m", args.memory,
             "-smp", str(args.cpus), "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
