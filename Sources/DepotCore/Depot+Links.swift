@@ -64,36 +64,28 @@ extension Depot {
     }
 
     /// Attaches each request in turn; if one fails, the ones already attached are detached again
-    /// (their rows `detached`) and the error is the failed one's. `all`: every program whose
-    /// section names a complete hook (one that needs no target), as libbpf's skeleton attach.
+    /// (their rows `detached`) and the error is the failed one's. `all`: also every other
+    /// program whose section names a complete hook (one that needs no target), as libbpf's
+    /// skeleton attach; the others (XDP, tcx, cgroup, `syscall`, ...) are left alone, unrecorded.
     func attachAll(_ obj: LoadedObject, loadID: Int64, pinDirectory: String?, requests: [LinkRequest],
                    all: Bool) throws(DepotError) -> [LinkView] {
-        var done: [LinkView] = []
         var wanted = requests
         if all {
             let named = Set(requests.map(\.program))
-            for p in obj.programs where !named.contains(p.name) { wanted.append(LinkRequest(program: p.name, json: "{\"attach\":true}")) }
+            for p in obj.programs where !named.contains(p.name) && obj.autoAttachable(program: p.name) {
+                wanted.append(LinkRequest(program: p.name, json: "{\"program\":\"\(p.name)\",\"attach\":true}"))
+            }
         }
-        let explicit = Set(requests.map(\.program))
+        var done: [LinkView] = []
         for request in wanted {
             do {
                 done.append(try attach(obj, loadID: loadID, pinDirectory: pinDirectory, request))
             } catch {
-                // `attach: true` skips programs that need a target or name no hook, as libbpf's
-                // auto-attach skips them; anything asked for by name must attach.
-                if !explicit.contains(request.program), case .link(let e) = error, Self.isNotAutoAttachable(e) { continue }
                 for view in done { try? detach(linkID: view.record.id) }
                 throw error
             }
         }
         return done
-    }
-
-    static func isNotAutoAttachable(_ error: LinkError) -> Bool {
-        switch error {
-        case .missingTarget, .unsupportedSection: true
-        default: false
-        }
     }
 
     public func links(loadID: Int64) throws(DepotError) -> [LinkView] {

@@ -1,6 +1,7 @@
 import BPFKernel
 import BPFObject
 import DepotStore
+import Glibc
 
 /// Service limits on loads (the HTTP server has its own on bodies, connections and rates).
 public struct DepotLimits: Sendable, Equatable {

@@ -237,7 +237,7 @@ public final class Depot: Sendable {
         var attached: [LinkView] = []
         if !links.isEmpty || attachAll {
             do {
-                attached = try attachAll(obj, loadID: record.id, pinDirectory: pinDirectory, requests: links, all: attachAll)
+                attached = try self.attachAll(obj, loadID: record.id, pinDirectory: pinDirectory, requests: links, all: attachAll)
             } catch {
                 if let pinDirectory { PinRoot.removeLinks(directory: pinDirectory) }
                 obj.unload()

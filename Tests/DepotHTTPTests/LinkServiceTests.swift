@@ -45,7 +45,7 @@ struct LinkServiceTests {
         let created = try c.json("POST", "/v1/loads/\(load)/links", #"{"program": "count_getpid"}"#)
         #expect(created.status == 201, "\(created.text)")
         let link = try #require((created.json["id"] as? NSNumber)?.int64Value)
-        #expect(created.headers["Location"] == "/v1/links/\(link)")
+        #expect(created.headers["location"] == "/v1/links/\(link)")
         #expect(created.json["type"] as? String == "raw_tracepoint")
         #expect(created.json["state"] as? String == "attached")
         #expect(created.json["program"] as? String == "count_getpid")
@@ -93,7 +93,7 @@ struct LinkServiceTests {
         func problem(_ body: String, _ status: Int, _ type: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
             let r = try c.json("POST", "/v1/loads/\(load)/links", body)
             #expect(r.status == status, "\(body) → \(r.text)", sourceLocation: sourceLocation)
-            #expect(r.headers["Content-Type"] == "application/problem+json", sourceLocation: sourceLocation)
+            #expect(r.headers["content-type"] == "application/problem+json", sourceLocation: sourceLocation)
             #expect((r.json["type"] as? String)?.hasSuffix(type) == true, "\(r.text)", sourceLocation: sourceLocation)
             return r.json
         }

@@ -137,3 +137,14 @@ struct Attachment {
         return try AttachedLink(program: program, kind: .iter, target: target, linkFD: link)
     }
 }
+
+extension LoadedObject {
+    /// Whether `program`'s SEC() name is a complete hook, one `attach(program:target:)` finds with
+    /// an empty target (libbpf's auto-attach): decided from the name alone, without the kernel.
+    /// XDP, tcx, cgroup programs and uprobes without a binary need a place; `syscall` and
+    /// the like name no hook.
+    public func autoAttachable(program: String) -> Bool {
+        guard let p = spec.programs.first(where: { $0.name == program && !$0.isSubprogram }) else { return false }
+        return (try? AttachHook.resolve(p, target: AttachTarget())) != nil
+    }
+}
