@@ -55,6 +55,8 @@ KERNEL_SUITES = [
     "DepotHTTPTests.FeaturesCommandTests",
     "DepotHTTPTests.LinkServiceTests",
     "DepotHTTPTests.ArenaLinkServiceTests",
+    "DepotHTTPTests.IteratorOutputServiceTests",
+    "DepotHTTPTests.LoadAttachCommandTests",
 ]
 
 # Tests that must have passed (not merely not failed) on a kernel: what that kernel proves.

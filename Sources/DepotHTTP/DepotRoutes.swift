@@ -123,6 +123,7 @@ public enum DepotRoutes {
             }
             let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision, exporting: export,
                                       links: links, attachAll: attachAll)
+            logNotes(view.links)
             return .json(view.json, status: .created, headers: ["Location": "/v1/loads/\(view.record.id)"])
         })
         r.get("/v1/loads", .deferred { req in

@@ -1,6 +1,7 @@
 import BPFKernel
 import BPFObject
 import DepotCore
+import Logging
 
 /// `/v1/loads/{id}/links` and `/v1/links/{id}`: programs of live loads attached to kernel hooks.
 extension DepotRoutes {
@@ -12,6 +13,7 @@ extension DepotRoutes {
         r.post("/v1/loads/{id}/links", .deferred { req in
             let request = try linkRequest(try jsonBody(req))
             let view = try depot.attach(loadID: try loadID(req), request)
+            logNotes([view])
             return .json(view.json, status: .created, headers: ["Location": "/v1/links/\(view.record.id)"])
         })
         r.get("/v1/loads/{id}/links", .deferred { req in
@@ -32,6 +34,19 @@ extension DepotRoutes {
             return .bytes(bytes, contentType: "text/plain; charset=utf-8",
                           headers: ["Bpfdepot-Output-Truncated": truncated ? "true" : "false"])
         })
+    }
+
+    static let linkLog = Logger(label: "bpfdepot.links")
+
+    /// What attaching did besides (mounting tracefs, say), in the service's log as well as in
+    /// the link's `notes`.
+    static func logNotes(_ views: [LinkView]) {
+        for view in views {
+            for note in view.link?.notes ?? [] {
+                linkLog.notice("\(note)", metadata: ["link": "\(view.record.id)", "load": "\(view.record.loadID)",
+                                                     "program": "\(view.record.program)"])
+            }
+        }
     }
 
     static func linkID(_ req: HTTPRequest) throws(HTTPProblem) -> Int64 {

@@ -86,6 +86,8 @@ struct Load: ParsableCommand {
         print("attached; printing every second until Ctrl-C")
         while true {
             try show(names, of: obj, spec: spec)
+            // Written now, not when a pipe's buffer fills: whoever reads this follows it live.
+            fflush(nil)
             var timeout = timespec(tv_sec: 1, tv_nsec: 0)
             let got = sigtimedwait(&signals, nil, &timeout)
             if got == SIGINT || got == SIGTERM { break }

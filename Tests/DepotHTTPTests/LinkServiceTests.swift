@@ -251,3 +251,82 @@ struct ArenaLinkServiceTests {
         #expect(try c.request("DELETE", "/v1/loads/\(load)").status == 204)
     }
 }
+
+/// An iterator link read through the service, like `cat` of a pinned iterator.
+@Suite("links: iterator output", .serialized, .needsBPF)
+struct IteratorOutputServiceTests {
+    @Test func aTaskIteratorLinkListsThisProcess() throws {
+        let (dir, pinRoot) = try RestartTests.workspace()
+        defer { try? FileManager.default.removeItem(atPath: dir); _ = PinRootCleanup.remove(pinRoot) }
+        let serve = try ServeProcess(directory: dir, pinRoot: pinRoot)
+        try serve.start()
+        defer { serve.terminate() }
+        let c = serve.client
+        let oid = try RestartTests.upload(c, "links")
+        let r = try c.json("POST", "/v1/objects/\(oid)/loads", #"{"links": [{"program": "dump_tasks"}, {"program": "raw_getpid"}]}"#)
+        #expect(r.status == 201, "\(r.text)")
+        let links = r.json["links"] as? [[String: Any]] ?? []
+        let iter = try #require((links.first { $0["program"] as? String == "dump_tasks" }?["id"] as? NSNumber)?.int64Value)
+        let raw = try #require((links.first { $0["program"] as? String == "raw_getpid" }?["id"] as? NSNumber)?.int64Value)
+        #expect(links.first { $0["program"] as? String == "dump_tasks" }?["type"] as? String == "iter")
+
+        // "TGID PID" per task: this test process's main thread is among them.
+        let out = try c.request("GET", "/v1/links/\(iter)/output")
+        #expect(out.status == 200, "\(out.text)")
+        #expect(out.headers["content-type"]?.hasPrefix("text/plain") == true)
+        #expect(out.headers["bpfdepot-output-truncated"] == "false")
+        let me = "\(getpid()) \(getpid())"
+        #expect(out.text.split(separator: "\n").contains { $0 == me }, "no line '\(me)' in \(out.text.prefix(300))…")
+        // Bounded: a few bytes only, and it says so.
+        let cut = try c.request("GET", "/v1/links/\(iter)/output?maxBytes=8")
+        #expect(cut.status == 200)
+        #expect(cut.body.count <= 8)
+        #expect(cut.headers["bpfdepot-output-truncated"] == "true")
+        // Not an iterator: a problem, not bytes.
+        let notIter = try c.request("GET", "/v1/links/\(raw)/output")
+        #expect(notIter.status == 422, "\(notIter.text)")
+        #expect(try c.request("DELETE", "/v1/links/\(iter)").status == 204)
+        let detached = try c.request("GET", "/v1/links/\(iter)/output")
+        #expect(detached.status == 409, "\(detached.text)")
+        #expect(try c.request("DELETE", "/v1/loads/\((r.json["id"] as? NSNumber)?.int64Value ?? 0)").status == 204)
+    }
+}
+
+/// `bpfdepot load FILE --attach PROG --show VAR`: attached until Ctrl-C, values printed every
+/// second, then detached and unloaded.
+@Suite("bpfdepot load --attach", .serialized, .needsBPF)
+struct LoadAttachCommandTests {
+    @Test func attachedUntilSIGINTPrintingEverySecond() throws {
+        let object = try Fixtures.objectPath("service_links").path
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("bpfdepot-attach-\(UUID().uuidString)").path
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ServeProcess.binary)
+        p.arguments = ["load", object, "--attach", "count_getpid", "--show", "getpid_hits"]
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        p.standardError = p.standardOutput
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        func text() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        func waitFor(_ what: (String) -> Bool, seconds: Double) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline { if what(text()) { return true }; usleep(50_000) }
+            return false
+        }
+        #expect(waitFor({ $0.contains("printing every second") }, seconds: 60), "\(text())")
+        for _ in 0..<200 { _ = getpid() }
+        // Two more prints after the getpid calls: the last shows them (every process counts here).
+        let printsBefore = text().components(separatedBy: "getpid_hits = ").count
+        #expect(waitFor({ $0.components(separatedBy: "getpid_hits = ").count >= printsBefore + 2 }, seconds: 10), "\(text())")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let all = text()
+        #expect(p.terminationStatus == 0, "\(all)")
+        #expect(all.contains("attached count_getpid: raw_tracepoint"), "\(all)")
+        let values = all.components(separatedBy: "getpid_hits = ").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+        #expect((values.last ?? 0) >= 200, "\(values)")
+        #expect(values == values.sorted(), "the counter went down: \(values)")
+        #expect(all.contains("detaching 1 links and unloading"), "\(all)")
+    }
+}
