@@ -114,8 +114,14 @@ class Run:
 
     def read(self) -> None:
         xml = self.out / "tests.xml"
-        if xml.exists() and xml.stat().st_size > 0:
-            for case in ET.parse(xml).getroot().iter("testcase"):
+        try:
+            cases = list(ET.parse(xml).getroot().iter("testcase")) if xml.exists() else []
+        except ET.ParseError as e:
+            # A run cut off (a guest panic, the timeout) leaves the file half written.
+            log(f"{self.kernel}: {xml} is not complete XML ({e}): no results from this run")
+            cases = []
+        if cases:
+            for case in cases:
                 key = f"{case.get('classname')}/{case.get('name')}"
                 if case.find("failure") is not None or case.find("error") is not None:
                     state = "failed"
@@ -195,6 +201,10 @@ def report(runs: list[Run], suites: list[str]) -> list[str]:
             problems.append(f"{r.kernel}: {k} failed")
         if r.status != 0:
             problems.append(f"{r.kernel}: the test run exited {r.status} (console: {r.out / 'console.log'})")
+        console = (r.out / "console.log").read_text(errors="replace")
+        if "Kernel panic" in console:
+            oops = next((line.strip() for line in console.splitlines() if "Oops" in line or "BUG:" in line), "")
+            problems.append(f"{r.kernel}: the guest kernel panicked: {oops}")
         if not r.cases:
             problems.append(f"{r.kernel}: no test results")
         series = re.match(r"\d+\.\d+", r.kernel)

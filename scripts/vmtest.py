@@ -245,7 +245,11 @@ def main() -> int:
     write_run_script(results, args.command, env)
     write_keep_paths(results, [os.getcwd(), *args.keep])
 
-    qemu = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-m", args.memory,
+    # thread=single: every vCPU on one host thread. With thread=multi, a guest kernel patching
+    # its own code (text_poke_bp: int3 first, then the new bytes, synced by IPIs) while another
+    # vCPU runs stale translated code died with "Oops: int3" in syscall_trace_enter when tests
+    # attached and detached sys_enter hooks in parallel; real x86 keeps that coherent.
+    qemu = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "max", "-m", args.memory,
             "-smp", str(args.cpus), "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
             *(["-bios", QBOOT] if Path(QBOOT).exists() else []),
             "-kernel", str(folder / "vmlinuz"), "-initrd", str(folder / "initrd.gz"),
