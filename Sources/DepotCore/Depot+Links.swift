@@ -26,7 +26,15 @@ extension Depot {
     public func attach(loadID: Int64, _ request: LinkRequest) throws(DepotError) -> LinkView {
         let load = try storeCall { () throws(StoreError) in try store.load(id: loadID) }
         guard load.state == .loaded, let obj = live.withLock({ $0[loadID] }) else { throw .loadNotActive(id: loadID) }
-        return try attach(obj, loadID: loadID, pinDirectory: load.pinDirectory, request)
+        let view = try attach(obj, loadID: loadID, pinDirectory: load.pinDirectory, request)
+        // An unload that ran meanwhile detached the load's links before this one was listed:
+        // it must not outlive its load (the unload detaches stragglers once more after it
+        // takes the load out of `live`, so one of the two always sees it).
+        if live.withLock({ $0[loadID] == nil }) {
+            try? detach(linkID: view.record.id)
+            throw .loadNotActive(id: loadID)
+        }
+        return view
     }
 
     func attach(_ obj: LoadedObject, loadID: Int64, pinDirectory: String?, _ request: LinkRequest) throws(DepotError) -> LinkView {
