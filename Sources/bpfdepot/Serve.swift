@@ -131,6 +131,9 @@ struct Serve: ParsableCommand {
         } catch {
             throw CLIError(description: "recovering loads: \(error)")
         }
+        // The recovery lines are written before the first request can be answered: whoever sees
+        // the service answer can read what it adopted (tests do, at once).
+        logOutput.flush()
         TerminationSignals.block()
         Self.keepLargeAllocationsMapped()
         let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics, server: config),
