@@ -1,7 +1,6 @@
 import BPFKernel
 import BPFObject
 import DepotStore
-import Glibc
 
 /// One attach a client asked for: which program, where, and the request as given (kept in the
 /// link's row).
@@ -50,8 +49,7 @@ extension Depot {
         do { link = try obj.attach(program: request.program, target: request.target) } catch { throw .link(error) }
         var pinPath: String?
         if let pinDirectory {
-            let path = "\(pinDirectory)/links/\(row.id)"
-            mkdir("\(pinDirectory)/links", 0o700)
+            let path = PinRoot.linkPinPath(directory: pinDirectory, name: String(row.id))
             do { try link.pin(at: path) } catch {
                 link.detach()
                 throw .link(error)
@@ -63,8 +61,7 @@ extension Depot {
             updated = try store.updateLink(id: row.id, state: .attached, kernelID: link.id, pinPath: pinPath,
                                            kind: link.kind.rawValue, target: link.target)
         } catch {
-            if let pinPath { unlink(pinPath) }
-            link.detach()
+            link.detach()  // and its pin
             throw .store(error)
         }
         liveLinks.withLock { $0[row.id] = (loadID, link) }
@@ -114,9 +111,12 @@ extension Depot {
         let row = try storeCall { () throws(StoreError) in try store.link(id: linkID) }
         guard row.state == .attached else { throw .linkNotAttached(id: linkID, state: row.state.rawValue) }
         _ = try storeCall { () throws(StoreError) in try store.updateLink(id: linkID, state: .detached) }
-        let entry = liveLinks.withLock { $0.removeValue(forKey: linkID) }
-        if let pin = row.pinPath { unlink(pin) }
-        entry?.link.detach()
+        // The live link removes its own pin; a row no live link answers for may still have one.
+        if let entry = liveLinks.withLock({ $0.removeValue(forKey: linkID) }) {
+            entry.link.detach()
+        } else if let pin = row.pinPath {
+            PinRoot.removePin(pin)
+        }
     }
 
     /// Detaches every link of a load (its unload): rows first, then the kernel.

@@ -16,7 +16,7 @@ public struct ProgramView: Sendable {
             ("section", .string(section)),
             ("type", .string(type)),
             ("kernelId", .uint(UInt64(info.id))),
-            ("tag", .string(info.tag.map { String($0, radix: 16).leftPadded(to: 2) }.joined())),
+            ("tag", .string(info.tag.map(hex2).joined())),
             ("verifiedInstructions", .uint(UInt64(info.verifiedInstructions))),
             ("jitedBytes", .uint(UInt64(info.jitedProgramLength))),
             ("xlatedBytes", .uint(UInt64(info.xlatedProgramLength))),
@@ -65,11 +65,5 @@ extension Depot {
             }
         }
         return out
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -1,7 +1,6 @@
 import BPFKernel
 import BPFObject
 import DepotStore
-import Glibc
 
 /// Service limits on loads (the HTTP server has its own on bodies, connections and rates).
 public struct DepotLimits: Sendable, Equatable {
@@ -125,14 +124,14 @@ extension Depot {
                 kept.insert(String(row.id))
                 report.outcomes.append(.linkAdopted(linkID: row.id, loadID: loadID))
             case .failure(let why):
-                if let path = row.pinPath { unlink(path) }
+                if let path = row.pinPath { PinRoot.removePin(path) }
                 try storeCall { () throws(StoreError) in _ = try store.updateLink(id: row.id, state: .lost) }
                 report.outcomes.append(.linkLost(linkID: row.id, reason: why.description))
             }
         }
         if let dir = pinDirectory {
             for name in PinRoot.linkPins(directory: dir) where !kept.contains(name) {
-                unlink("\(dir)/links/\(name)")
+                PinRoot.removePin("\(dir)/links/\(name)")
                 report.outcomes.append(.strayLinkPinRemoved(path: "\(dir)/links/\(name)"))
             }
         }

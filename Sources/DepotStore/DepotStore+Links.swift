@@ -96,9 +96,6 @@ extension DepotStore {
     }
 
     static func checkJSON(_ text: String, what: String) throws(StoreError) {
-        guard (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil else {
-            let shown = text.count > 60 ? String(text.prefix(60)) + "…" : text
-            throw .invalidKernelIDs(reason: "\(what): \"\(shown)\" is not JSON")
-        }
+        guard isJSON(text) else { throw .invalidKernelIDs(reason: "\(what): \"\(shown(text))\" is not JSON") }
     }
 }

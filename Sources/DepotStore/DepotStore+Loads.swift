@@ -136,11 +136,16 @@ extension DepotStore {
 
     /// The same rule as the column's `json_valid` check, reported before any write.
     static func checkKernelIDs(_ text: String) throws(StoreError) {
-        do {
-            _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-        } catch {
-            let shown = text.count > 60 ? String(text.prefix(60)) + "…" : text
-            throw .invalidKernelIDs(reason: "\"\(shown)\"")
-        }
+        guard isJSON(text) else { throw .invalidKernelIDs(reason: "\"\(shown(text))\"") }
+    }
+
+    /// The test the columns' `json_valid` checks make, done before a write.
+    static func isJSON(_ text: String) -> Bool {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+    }
+
+    /// A JSON text as an error shows it: its first 60 characters.
+    static func shown(_ text: String) -> String {
+        text.count > 60 ? String(text.prefix(60)) + "…" : text
     }
 }

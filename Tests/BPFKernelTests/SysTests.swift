@@ -9,18 +9,7 @@ import KernelTestSupport
 enum SysTestSupport {
     /// False only when bpf() answers EPERM (no CAP_BPF/CAP_SYS_ADMIN); any other failure must
     /// surface in the tests themselves.
-    static let bpfPermitted: Bool = {
-        do {
-            let map = try BPFSys.mapCreate(
-                type: BPFConstants.MapType.array, keySize: 4, valueSize: 4, maxEntries: 1)
-            map.close()
-            return true
-        } catch let error as BPFError {
-            return error.errno != EPERM
-        } catch {
-            return true
-        }
-    }()
+    static var bpfPermitted: Bool { KernelRequirements.bpfPermitted }
 
     static let skipMessage: Comment =
         "bpf() returned EPERM: the kernel tests need root or CAP_BPF + CAP_SYS_ADMIN"

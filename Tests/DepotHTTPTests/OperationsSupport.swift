@@ -1,5 +1,6 @@
 import BPFTestSupport
 import BPFKernel
+import KernelTestSupport
 import Foundation
 import Glibc
 import Synchronization
@@ -210,17 +211,7 @@ enum ProcessFacts {
 
 /// Whether this process may use bpf() (root or CAP_BPF + CAP_SYS_ADMIN).
 enum LoadSupport {
-    static let bpfPermitted: Bool = {
-        do {
-            let map = try BPFSys.mapCreate(type: BPFConstants.MapType.array, keySize: 4, valueSize: 4, maxEntries: 1)
-            map.close()
-            return true
-        } catch let error as BPFError {
-            return error.errno != EPERM
-        } catch {
-            return true
-        }
-    }()
+    static var bpfPermitted: Bool { KernelRequirements.bpfPermitted }
 
     static let skipMessage: Comment = "bpf() returned EPERM: loading needs root or CAP_BPF + CAP_SYS_ADMIN"
 }

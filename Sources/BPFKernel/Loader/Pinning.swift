@@ -109,6 +109,18 @@ public enum PinRoot {
         entries(of: dir + "/links")
     }
 
+    /// Where link `name` of the load pinned at `dir` is pinned (`<dir>/links/<name>`), with
+    /// `<dir>/links` made if it is not there yet.
+    public static func linkPinPath(directory dir: String, name: String) -> String {
+        mkdir(dir + "/links", 0o700)
+        return "\(dir)/links/\(name)"
+    }
+
+    /// Removes one pin; the object goes with its last reference.
+    public static func removePin(_ path: String) {
+        unlink(path)
+    }
+
     private static func entries(of path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         var names: [String] = []

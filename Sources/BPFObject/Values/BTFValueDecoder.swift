@@ -192,7 +192,8 @@ func signExtend(_ raw: UInt64, bits: Int) -> Int64 {
     return Int64(bitPattern: raw << shift) >> Int64(shift)
 }
 
-func hex2(_ b: UInt8) -> String {
+/// A byte as two lowercase hex digits.
+public func hex2(_ b: UInt8) -> String {
     let d = Array("0123456789abcdef".utf8)
     return String(decoding: [d[Int(b >> 4)], d[Int(b & 0xf)]], as: UTF8.self)
 }
