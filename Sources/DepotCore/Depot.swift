@@ -312,7 +312,9 @@ public final class Depot: Sendable {
         try storeCall { () throws(StoreError) in _ = try store.updateLoad(id: id, state: .unloaded) }
         let obj = live.withLock { $0.removeValue(forKey: id) }
         // A link attached while this unload ran (its attach saw the load still live) goes too.
-        try? detachLinks(loadID: id, pinDirectory: record.pinDirectory)
+        if liveLinks.withLock({ $0.values.contains { $0.loadID == id } }) {
+            try? detachLinks(loadID: id, pinDirectory: record.pinDirectory)
+        }
         if let obj {
             obj.unload()
             let bytes = Self.arenaBytes(of: obj.spec)
