@@ -28,6 +28,14 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
     case arenaTooLarge(requested: UInt64, limit: UInt64)
     /// Live loads already hold so much arena memory that this one does not fit.
     case arenaBudgetExhausted(requested: UInt64, inUse: UInt64, limit: UInt64)
+    case unknownMap(name: String, loadID: Int64)
+    /// The map's type has no entries to look up by key (ring buffers, arenas, program arrays…).
+    case mapNotReadable(map: String, type: String)
+    case badMapKey(map: String, reason: String)
+    case badMapValue(map: String, reason: String)
+    case mapEntryNotFound(map: String, key: String)
+    /// The kernel refused a map read or write.
+    case mapOperation(map: String, BPFError)
 
     public var description: String {
         switch self {
@@ -51,6 +59,13 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
             return "the object's arena needs \(r) bytes, more than the service's whole arena budget of \(l) bytes (serve --max-arena-bytes)"
         case .arenaBudgetExhausted(let r, let used, let l):
             return "the object's arena needs \(r) bytes; live loads hold \(used) of the \(l)-byte arena budget: unload one or retry later"
+        case .unknownMap(let n, let id): return "load \(id) has no map named '\(n)'"
+        case .mapNotReadable(let n, let type):
+            return "map '\(n)' is a \(type) map: its entries cannot be read or written by key (hash, array, lru_hash, percpu_hash, percpu_array, lru_percpu_hash and lpm_trie maps can)"
+        case .badMapKey(let n, let r): return "map '\(n)': bad key: \(r)"
+        case .badMapValue(let n, let r): return "map '\(n)': bad value: \(r)"
+        case .mapEntryNotFound(let n, let k): return "map '\(n)' has no entry with key \(k)"
+        case .mapOperation(let n, let e): return "map '\(n)': \(e)"
         }
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BPFKernel
 import BPFObject
 import DepotCore
@@ -102,6 +105,28 @@ extension DepotError: HTTPProblemConvertible {
             return HTTPProblem(status: .serviceUnavailable, type: "arena-budget-exhausted", detail: detail,
                                extensions: [("arenaBytes", .uint(requested)), ("inUse", .uint(inUse)), ("limit", .uint(limit))],
                                headers: ["Retry-After": "5"])
+        case .unknownMap(let name, _):
+            return HTTPProblem(status: .notFound, type: "unknown-map", detail: detail, extensions: [("map", .string(name))])
+        case .mapNotReadable(let name, let type):
+            return HTTPProblem(status: .unprocessableContent, type: "map-not-readable", detail: detail,
+                               extensions: [("map", .string(name)), ("mapType", .string(type))])
+        case .badMapKey(let name, _):
+            return HTTPProblem(status: .badRequest, type: "bad-key", detail: detail, extensions: [("map", .string(name))])
+        case .badMapValue(let name, _):
+            return HTTPProblem(status: .unprocessableContent, type: "bad-value", detail: detail, extensions: [("map", .string(name))])
+        case .mapEntryNotFound(let name, _):
+            return HTTPProblem(status: .notFound, type: "no-such-entry", detail: detail, extensions: [("map", .string(name))])
+        case .mapOperation(let name, let e):
+            var ext: [(String, JSONValue)] = [("map", .string(name))]
+            if let errno = e.errno { ext.append(("errno", .int(Int64(errno)))) }
+            switch e.errno {
+            case EPERM?, EACCES?:
+                return HTTPProblem(status: .conflict, type: "read-only", detail: detail, extensions: ext)
+            case E2BIG?:
+                return HTTPProblem(status: .conflict, type: "map-full", detail: detail, extensions: ext)
+            default:
+                return HTTPProblem(status: .unprocessableContent, type: "map-operation-failed", detail: detail, extensions: ext)
+            }
         }
     }
 }

@@ -195,6 +195,7 @@ public enum DepotRoutes {
             }
         })
         addLinkRoutes(&r, depot: depot)
+        addMapRoutes(&r, depot: depot)
         r.post("/v1/loads/{id}/programs/{name}/run", .deferred { req in
             var repetitions: UInt32 = 1
             var data: [UInt8] = [], context: [UInt8] = []

@@ -23,7 +23,7 @@ import Testing
     @Test("maps and programs match libbpf 1.6 (pylibbpf)",
           .enabled(if: OracleFixtures.runnable(\.libbpf16),
                    "libbpf_dump_16 not built: pylibbpf==0.0.7 not installed (a failure when CI=true)"),
-          arguments: ["globals", "maps", "arena"])
+          arguments: ["globals", "maps", "arena", "maps_live"])
     func matchesLibbpf16(fixture: String) throws {
         try OracleFixtures.compare(fixture, oracle: OracleFixtures.oracle(\.libbpf16, "libbpf_dump_16"))
     }
@@ -31,7 +31,7 @@ import Testing
     @Test("maps and programs match Debian's libbpf",
           .enabled(if: OracleFixtures.runnable(\.debian),
                    "libbpf_dump_debian not built: libbpf-dev not installed (a failure when CI=true)"),
-          arguments: ["globals", "maps"])
+          arguments: ["globals", "maps", "maps_live"])
     func matchesDebianLibbpf(fixture: String) throws {
         try OracleFixtures.compare(fixture, oracle: OracleFixtures.oracle(\.debian, "libbpf_dump_debian"))
     }

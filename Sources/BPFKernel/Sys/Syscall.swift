@@ -23,6 +23,7 @@ public enum BPFCommand: Int32, Sendable, CustomStringConvertible {
     case btfGetFDByID = 19
     case mapFreeze = 22
     case btfGetNextID = 23
+    case mapLookupBatch = 24
     case linkCreate = 28
     case linkUpdate = 29
     case linkGetFDByID = 30
@@ -54,6 +55,7 @@ public enum BPFCommand: Int32, Sendable, CustomStringConvertible {
         case .btfGetFDByID: "BPF_BTF_GET_FD_BY_ID"
         case .mapFreeze: "BPF_MAP_FREEZE"
         case .btfGetNextID: "BPF_BTF_GET_NEXT_ID"
+        case .mapLookupBatch: "BPF_MAP_LOOKUP_BATCH"
         case .linkCreate: "BPF_LINK_CREATE"
         case .linkUpdate: "BPF_LINK_UPDATE"
         case .linkGetFDByID: "BPF_LINK_GET_FD_BY_ID"

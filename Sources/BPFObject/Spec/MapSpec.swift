@@ -75,3 +75,13 @@ public struct MapSpec: Sendable, Equatable {
         self.innerStorage = innerMap.map { [$0] } ?? []
     }
 }
+
+extension MapSpec {
+    /// libbpf v1.8's `bpf_map__name`: for a map of a custom data section (a section name with a
+    /// second dot: `.data.read_mostly`, `.rodata.str1.1`) the whole section name, although the
+    /// kernel keeps only its first 15 characters; the kernel-visible name for every other map.
+    public var libbpfName: String {
+        if case .globalData = role, realName.dropFirst().contains(".") { return realName }
+        return name
+    }
+}

@@ -125,6 +125,18 @@ public struct BTFValueDecoder: Sendable {
                 }
             }
             return .object(out)
+        case .dataSection(_, let vars):
+            // A global-data map's value: its variables by name, at their section offsets.
+            var out: [(String, JSONValue)] = []
+            for v in vars {
+                guard let vt = btf.type(v.type), case .variable(let type, _) = vt.kind else { continue }
+                let start = b.startIndex + Int(v.offset)
+                guard Int(v.offset) + Int(v.size) <= b.count else {
+                    throw .outOfBounds(typeName: btf.typeName(typeID), needed: Int(v.offset) + Int(v.size), available: b.count)
+                }
+                out.append((btf.string(at: vt.nameOffset), try value(type, b[start..<(start + Int(v.size))], depth: depth + 1, budget: &budget)))
+            }
+            return .object(out)
         default:
             throw .unsupported(typeName: btf.typeName(typeID))
         }

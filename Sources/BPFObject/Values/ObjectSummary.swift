@@ -6,7 +6,8 @@ extension ObjectSpec {
             ("license", .string(license)),
             ("maps", .array(maps.map { m in
                 .object([
-                    ("name", .string(m.name)),
+                    ("name", .string(m.libbpfName)),
+                    ("kernelName", .string(m.name)),
                     ("type", .string(m.type.name)),
                     ("keySize", .uint(UInt64(m.keySize))),
                     ("valueSize", .uint(UInt64(m.valueSize))),
@@ -64,7 +65,7 @@ extension ObjectSpec {
         if !maps.isEmpty {
             out += "maps:\n"
             for (i, m) in maps.enumerated() {
-                out += "  \(i): \(m.type.name)  name \(m.name)  key \(m.keySize)B  value \(m.valueSize)B  max_entries \(m.maxEntries)"
+                out += "  \(i): \(m.type.name)  name \(m.libbpfName)  key \(m.keySize)B  value \(m.valueSize)B  max_entries \(m.maxEntries)"
                 out += "  flags 0x\(String(m.flags, radix: 16))"
                 if m.mapExtra != 0 { out += "  map_extra 0x\(String(m.mapExtra, radix: 16))" }
                 if m.pinning == .byName { out += "  pinned by name" }
