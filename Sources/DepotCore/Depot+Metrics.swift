@@ -116,28 +116,78 @@ public struct DepotMetricsSnapshot: Sendable {
     public let variables: [ExportedSample]
     /// Run statistics of every program of every live load, by load id.
     public var programs: [ProgramSample] = []
+    /// Entries of exported maps, by load id, then map, then the kernel's key order.
+    public var maps: [MapSample] = []
+    /// Exported maps with more entries than the load's series budget left room for.
+    public var truncatedMaps: [(loadID: Int64, map: String)] = []
+}
+
+/// One exported number of a map entry: `bpfdepot_map_value{load, map, <key labels>, field}`.
+public struct MapSample: Sendable, Equatable {
+    public let loadID: Int64
+    public let map: String
+    /// The key as labels: `key` for a scalar key, `key_<member>` for each member of a struct key.
+    public let keyLabels: [(String, String)]
+    /// The value's numeric leaf: `value` for a scalar value, else `.member` / `[i]` paths.
+    public let field: String
+    public let value: Double
+
+    public static func == (a: MapSample, b: MapSample) -> Bool {
+        a.loadID == b.loadID && a.map == b.map && a.field == b.field && a.value == b.value
+            && a.keyLabels.map(\.0) == b.keyLabels.map(\.0) && a.keyLabels.map(\.1) == b.keyLabels.map(\.1)
+    }
 }
 
 extension Depot {
     /// Series one load may export; an export list needing more is refused.
     public static let maxExportedSeriesPerLoad = 1000
 
+    /// Stored export names of maps carry this prefix (a C variable name cannot hold a colon), so
+    /// variables and maps share the load's one export list.
+    static let mapExportPrefix = "map:"
+
     /// The variables of a live load exported as gauges, by name.
     public func exports(loadID: Int64) throws(DepotError) -> [String] {
+        try exportLists(loadID: loadID).variables
+    }
+
+    /// The variables and the maps a live load exports, each sorted by name.
+    public func exportLists(loadID: Int64) throws(DepotError) -> (variables: [String], maps: [String]) {
         _ = try loaded(loadID)
-        return try exportList(loadID)
+        return Self.split(try exportList(loadID))
+    }
+
+    static func split(_ names: [String]) -> (variables: [String], maps: [String]) {
+        var variables: [String] = [], maps: [String] = []
+        for n in names {
+            if n.hasPrefix(mapExportPrefix) { maps.append(String(n.dropFirst(mapExportPrefix.count))) } else { variables.append(n) }
+        }
+        return (variables, maps)
     }
 
     /// Replaces a live load's exported variables (an empty list stops exporting). Every name must
     /// be a variable of the load with at least one numeric field, and the load's series stay
     /// within `maxExportedSeriesPerLoad`.
     public func setExports(loadID: Int64, names: [String]) throws(DepotError) -> [String] {
+        try setExports(loadID: loadID, variables: names, maps: []).variables
+    }
+
+    /// Replaces both lists. Each map must be one whose entries can be read by key; its entries
+    /// are exported at scrape time while the load's series budget (`maxExportedSeriesPerLoad`,
+    /// shared with the variables) lasts, and the rest of a map's entries are left out (the
+    /// `bpfdepot_map_series_truncated` gauge says which maps were cut).
+    public func setExports(loadID: Int64, variables: [String], maps: [String]) throws(DepotError) -> (variables: [String], maps: [String]) {
         let obj = try loaded(loadID)
-        try checkExports(names, of: obj.spec)
+        try checkExports(variables, of: obj.spec)
+        for m in maps {
+            guard let map = liveMap(obj, m) else { throw .unknownMap(name: m, loadID: loadID) }
+            guard map.supportsLookup else { throw .mapNotReadable(map: m, type: map.spec.type.name) }
+        }
+        let names = variables + maps.map { Self.mapExportPrefix + $0 }
         let stored: [String]
         do { stored = try store.setExports(loadID: loadID, names: names) } catch { throw .store(error) }
         metrics.exports.withLock { $0[loadID] = stored }
-        return stored
+        return Self.split(stored)
     }
 
     /// `load(objectID:revision:)` exporting `names` from the start; the names are checked before
@@ -162,8 +212,11 @@ extension Depot {
     public func metricsSnapshot() -> DepotMetricsSnapshot {
         let objects = live.withLock { $0 }
         var samples: [ExportedSample] = []
+        var mapSamples: [MapSample] = []
+        var truncated: [(Int64, String)] = []
         for (id, obj) in objects.sorted(by: { $0.key < $1.key }) {
-            guard let names = try? exportList(id), !names.isEmpty, let btf = obj.spec.btf else { continue }
+            guard let all = try? exportList(id), !all.isEmpty, let btf = obj.spec.btf else { continue }
+            let (names, mapNames) = Self.split(all)
             let fields = BTFNumericFields(btf: btf)
             var values: [(name: String, value: Double)] = []
             for name in names {
@@ -174,14 +227,25 @@ extension Depot {
                 values += one
             }
             samples += values.map { ExportedSample(loadID: id, name: $0.name, value: $0.value) }
+            var budget = Self.maxExportedSeriesPerLoad - values.count
+            for m in mapNames {
+                guard let map = liveMap(obj, m), map.supportsLookup else { continue }
+                let (series, cut) = mapSeries(loadID: id, map: map, name: m, btf: btf, budget: budget)
+                budget -= series.count
+                mapSamples += series
+                if cut { truncated.append((id, m)) }
+            }
         }
         // Forget the lists of loads gone since (a later read finds them in the store anyway).
         let liveIDs = live.withLock { Set($0.keys) }
         metrics.exports.withLock { cache in
             if cache.keys.contains(where: { !liveIDs.contains($0) }) { cache = cache.filter { liveIDs.contains($0.key) } }
         }
-        return DepotMetricsSnapshot(objectsStored: metrics.objectsStored(store), loadsActive: objects.count, variables: samples,
-                                    programs: programSamples())
+        var snapshot = DepotMetricsSnapshot(objectsStored: metrics.objectsStored(store), loadsActive: objects.count, variables: samples,
+                                            programs: programSamples())
+        snapshot.maps = mapSamples
+        snapshot.truncatedMaps = truncated.map { (loadID: $0.0, map: $0.1) }
+        return snapshot
     }
 
     /// The cached list, or the stored one (read once per load after a start: a load adopted
@@ -215,6 +279,68 @@ extension Depot {
                 throw .liveValue(name: name, reason: "expected a variable with a numeric field to export, found a \(v.typeName)")
             }
             total += n
+        }
+    }
+}
+
+extension Depot {
+    /// A map's entries as series, walking pages until `budget` series are made. `cut` is true
+    /// when entries were left out for the budget.
+    func mapSeries(loadID: Int64, map: LoadedMap, name: String, btf: BTF, budget: Int) -> (series: [MapSample], cut: Bool) {
+        var out: [MapSample] = []
+        var cursor: MapCursor?
+        let cpus = LoadedMap.possibleCPUs ?? 1
+        repeat {
+            guard out.count < budget else { return (out, true) }
+            guard let page = try? map.page(limit: 256, after: cursor) else { return (out, false) }
+            for e in page.entries {
+                let entry = Self.entryJSON(e, map: map, btf: btf, cpus: cpus)
+                let key = entry["key"] ?? .null
+                let value = map.isPerCPU ? (entry["sum"] ?? .null) : (entry["value"] ?? .null)
+                var labels: [(String, String)] = []
+                Self.keyLabels(key, prefix: "key", into: &labels)
+                var leaves: [(String, Double)] = []
+                Self.numericLeaves(value, path: "", into: &leaves)
+                if out.count + leaves.count > budget { return (out, true) }
+                out += leaves.map { MapSample(loadID: loadID, map: name, keyLabels: labels, field: $0.0.isEmpty ? "value" : $0.0, value: $0.1) }
+            }
+            cursor = page.next
+        } while cursor != nil
+        return (out, false)
+    }
+
+    /// A key as Prometheus labels: scalars as one label, struct members as `key_<member>`,
+    /// arrays of scalars joined with commas.
+    static func keyLabels(_ v: JSONValue, prefix: String, into out: inout [(String, String)]) {
+        switch v {
+        case .object(let members):
+            for (k, m) in members { keyLabels(m, prefix: prefix + "_" + k, into: &out) }
+        case .array(let items) where items.allSatisfy({ if case .object = $0 { return false }; if case .array = $0 { return false }; return true }):
+            out.append((prefix, items.map(labelText).joined(separator: ",")))
+        case .array(let items):
+            for (i, m) in items.enumerated() { keyLabels(m, prefix: prefix + "_\(i)", into: &out) }
+        default:
+            out.append((prefix, labelText(v)))
+        }
+    }
+
+    static func labelText(_ v: JSONValue) -> String {
+        if case .string(let s) = v { return s }
+        return v.text
+    }
+
+    /// Every number (and bool, as 0 or 1) in a value, with its path.
+    static func numericLeaves(_ v: JSONValue, path: String, into out: inout [(String, Double)]) {
+        switch v {
+        case .int(let i): out.append((path, Double(i)))
+        case .uint(let u): out.append((path, Double(u)))
+        case .double(let d): out.append((path, d))
+        case .bool(let b): out.append((path, b ? 1 : 0))
+        case .object(let members):
+            for (k, m) in members { numericLeaves(m, path: path.isEmpty ? k : path + "." + k, into: &out) }
+        case .array(let items):
+            for (i, m) in items.enumerated() { numericLeaves(m, path: path + "[\(i)]", into: &out) }
+        default: break
         }
     }
 }

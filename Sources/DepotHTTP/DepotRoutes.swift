@@ -180,15 +180,18 @@ public enum DepotRoutes {
         })
         // Which live variables `GET /metrics` exports as bpfdepot_variable gauges.
         r.get("/v1/loads/{id}/metrics", .deferred { req in
-            exportsBody(try depot.exports(loadID: try loadID(req)))
+            let (variables, maps) = try depot.exportLists(loadID: try loadID(req))
+            return exportsBody(variables, maps: maps)
         })
         r.put("/v1/loads/{id}/metrics", .deferred { req in
-            guard case .object(let m) = try jsonBody(req), m.count == 1, m[0].0 == "variables" else {
-                throw badBody("expected an object like {\"variables\": [\"hits\", \"stats\"]}")
+            guard case .object(let m) = try jsonBody(req), !m.isEmpty, m.allSatisfy({ $0.0 == "variables" || $0.0 == "maps" }) else {
+                throw badBody("expected an object like {\"variables\": [\"hits\", \"stats\"], \"maps\": [\"flows\"]}")
             }
-            let names = try variableNames(m[0].1, member: "variables")
+            let variables = try m.first { $0.0 == "variables" }.map { v throws(HTTPProblem) in try variableNames(v.1, member: "variables") } ?? []
+            let maps = try m.first { $0.0 == "maps" }.map { v throws(HTTPProblem) in try variableNames(v.1, member: "maps") } ?? []
             do {
-                return exportsBody(try depot.setExports(loadID: try loadID(req), names: names))
+                let stored = try depot.setExports(loadID: try loadID(req), variables: variables, maps: maps)
+                return exportsBody(stored.variables, maps: stored.maps)
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'",
                                   extensions: [("variable", .string(n))])
@@ -271,9 +274,10 @@ public enum DepotRoutes {
         return names
     }
 
-    static func exportsBody(_ names: [String]) -> HTTPResponse {
+    static func exportsBody(_ names: [String], maps: [String] = []) -> HTTPResponse {
         .json(.object([
             ("variables", .array(names.map { .string($0) })),
+            ("maps", .array(maps.map { .string($0) })),
             ("maxSeries", .int(Int64(Depot.maxExportedSeriesPerLoad))),
         ]))
     }

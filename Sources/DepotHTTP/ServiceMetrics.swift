@@ -13,6 +13,8 @@ public final class ServiceMetrics: Sendable {
     public static let objectsStoredLabel = "bpfdepot_objects_stored"
     public static let loadsActiveLabel = "bpfdepot_loads_active"
     public static let variableLabel = "bpfdepot_variable"
+    public static let mapLabel = "bpfdepot_map_value"
+    public static let mapTruncatedLabel = "bpfdepot_map_series_truncated"
     public static let programRunsLabel = "bpfdepot_program_runs_total"
     public static let programRunSecondsLabel = "bpfdepot_program_run_seconds_total"
     public static let programRecursionMissesLabel = "bpfdepot_program_recursion_misses_total"
@@ -113,6 +115,18 @@ public final class ServiceMetrics: Sendable {
             variables.emit(into: &out)
         }
         // The kernel's own counters, read at scrape time in the same way.
+        if !snapshot.maps.isEmpty || !snapshot.truncatedMaps.isEmpty {
+            let maps = PrometheusCollectorRegistry()
+            let help = Self.descriptor(Self.mapLabel, "Live value of a numeric field of an entry of an exported BPF map (per-CPU values summed), read at scrape time.")
+            for s in snapshot.maps {
+                maps.makeGauge(descriptor: help, labels: [("load", String(s.loadID)), ("map", s.map)] + s.keyLabels + [("field", s.field)]).set(to: s.value)
+            }
+            let cut = Self.descriptor(Self.mapTruncatedLabel, "1 when an exported map had more entries than the load's series budget left room for.")
+            for (load, map) in snapshot.truncatedMaps {
+                maps.makeGauge(descriptor: cut, labels: [("load", String(load)), ("map", map)]).set(to: 1.0)
+            }
+            maps.emit(into: &out)
+        }
         if !snapshot.programs.isEmpty {
             let programs = PrometheusCollectorRegistry()
             let runs = Self.descriptor(Self.programRunsLabel, "Runs of a loaded BPF program (the kernel counts while statistics are enabled).")

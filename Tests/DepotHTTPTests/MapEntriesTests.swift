@@ -231,4 +231,40 @@ struct MapEntriesTests {
         // Nothing was written by the refused PUT.
         #expect(Self.int(try c.get("/v1/loads/\(load)/maps/recent/entries/100").json["value"]) == 7)
     }
+
+    @Test func exportedMapsBecomePrometheusSeriesWithTheKeyAsLabels() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let (c, load) = try Self.filled(f, s)
+        let cpus = try Self.possibleCPUs()
+
+        let put = try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"variables": ["tuning"], "maps": ["flows", "cpu_hits"]}"#)
+        #expect(put.status == 200, "\(put.text)")
+        #expect(put.json["maps"] as? [String] == ["cpu_hits", "flows"] && put.json["variables"] as? [String] == ["tuning"], "\(put.text)")
+        #expect(try c.get("/v1/loads/\(load)/metrics").json["maps"] as? [String] == ["cpu_hits", "flows"])
+
+        let scrape = try c.scrape()
+        // A struct key: one label per member; each numeric leaf of the value one series.
+        let flow2 = ["load": "\(load)", "map": "flows", "key_saddr": "167772163", "key_dport": "8002", "key_proto": "6", "key_pad": "0"]
+        #expect(scrape.value("bpfdepot_map_value", flow2.merging(["field": "packets"]) { $1 }) == 3, "\(scrape.all("bpfdepot_map_value"))")
+        #expect(scrape.value("bpfdepot_map_value", flow2.merging(["field": "bytes"]) { $1 }) == 300)
+        #expect(scrape.all("bpfdepot_map_value").filter { $0.labels["map"] == "flows" }.count == 5 * 2, "packets and bytes of 5 flows (kind is an enum, shown by name)")
+        // A per-CPU map: summed over CPUs, the scalar key as `key`.
+        for i in 0..<4 {
+            let sum = (0..<cpus).reduce(0) { $0 + 1000 * $1 + i + 1 }
+            #expect(scrape.value("bpfdepot_map_value", ["load": "\(load)", "map": "cpu_hits", "key": "\(i)", "field": "value"]) == Double(sum))
+        }
+        #expect(scrape.value("bpfdepot_variable", ["load": "\(load)", "name": "tuning"]) == 43)
+
+        // A live change shows at the next scrape.
+        _ = try c.send("PUT", "/v1/loads/\(load)/maps/cpu_hits/entries/0", json: #"{"value": 2}"#)
+        #expect(try c.scrape().value("bpfdepot_map_value", ["load": "\(load)", "map": "cpu_hits", "key": "0", "field": "value"]) == Double(2 * cpus))
+
+        // Refused: a ring buffer (422), an unknown map (404); the stored lists are unchanged.
+        #expect(try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"maps": ["events"]}"#).status == 422)
+        #expect(try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"maps": ["nope"]}"#).status == 404)
+        #expect(try c.get("/v1/loads/\(load)/metrics").json["maps"] as? [String] == ["cpu_hits", "flows"])
+    }
 }
