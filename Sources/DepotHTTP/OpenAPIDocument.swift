@@ -49,6 +49,8 @@ tags:
     description: revisions loaded into the kernel, their live variables and test runs
   - name: links
     description: programs of live loads attached to kernel hooks
+  - name: maps
+    description: maps of live loads, their entries typed through BTF
   - name: metrics
     description: Prometheus metrics, including live variables a load exports
 
@@ -801,6 +803,160 @@ paths:
               schema: { $ref: "#/components/schemas/Problem422" }
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
+  /v1/loads/{id}/maps:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+    get:
+      operationId: listLiveMaps
+      tags: [maps]
+      summary: The maps of a live load
+      description: |
+        Every map of the load with its kernel id, sizes, flags, BTF key and value type names,
+        and `entries` where the kernel tells it without a walk (arrays: `maxEntries`; a
+        global-data map: 1; hash maps: null). `lookup` says whether `…/entries` can read it.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the maps
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/LiveMapList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/loads/{id}/maps/{map}/entries:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+      - $ref: "#/components/parameters/MapName"
+    get:
+      operationId: listMapEntries
+      tags: [maps]
+      summary: A page of a map's entries, typed through BTF
+      description: |
+        Keys and values decoded through the object's BTF as typed JSON (the decoder live
+        variables use); `"hex:…"` where the map has no BTF type for them. A per-CPU map's entry
+        has `values` (one per possible CPU) and `sum` (numbers added, bools or'ed, other leaves
+        kept where every CPU agrees). Read with `BPF_MAP_LOOKUP_BATCH` where the kernel has it
+        for the map type, key by key otherwise (LPM tries). `next` is the cursor for the next
+        page (`after`), null after the last; a page of a hash map holds whole buckets, so it may
+        hold more than `limit` entries. Hash, array, LRU, per-CPU array and hash, LPM trie maps;
+        others answer 422.
+      parameters:
+        - name: limit
+          in: query
+          schema: { type: integer, minimum: 1, maximum: 10000, default: 100 }
+        - name: after
+          in: query
+          description: the `next` of the previous page
+          schema: { type: string, minLength: 1 }
+        - $ref: "#/components/parameters/IfNoneMatch"
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the page
+          headers:
+            ETag: { $ref: "#/components/headers/ContentETag" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/MapEntries" }
+        "304": { $ref: "#/components/responses/NotModified" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "422": { $ref: "#/components/responses/MapNotReadable" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/loads/{id}/maps/{map}/entries/{key}:
+    parameters:
+      - $ref: "#/components/parameters/LoadID"
+      - $ref: "#/components/parameters/MapName"
+      - name: key
+        in: path
+        required: true
+        description: |
+          the key as typed JSON, percent-encoded (`7`, `{"saddr": 1, "dport": 53}`; members left
+          out are zero; text that is not JSON is a string), or `hex:` and its bytes
+        schema:
+          type: string
+          minLength: 1
+        example: "0"
+    get:
+      operationId: getMapEntry
+      tags: [maps]
+      summary: One entry by key
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the entry
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/MapEntry" }
+        "400": { $ref: "#/components/responses/BadKey" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "422": { $ref: "#/components/responses/MapNotReadable" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    put:
+      operationId: putMapEntry
+      tags: [maps]
+      summary: Create or replace one entry
+      description: |
+        `{"value": X}` (a per-CPU map: X on every CPU) or `{"values": [...]}` with one value per
+        possible CPU. Everything is encoded before anything is written.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/MapEntryWrite" }
+            example:
+              value: 7
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the entry as the kernel holds it now
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/MapEntry" }
+        "400": { $ref: "#/components/responses/BadKey" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409":
+          description: the load is not loaded (`not-loaded`), the map is read-only to user space (`read-only`) or full (`map-full`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem409" }
+        "413": { $ref: "#/components/responses/ContentTooLarge" }
+        "422":
+          description: a value that does not fit the map's value type (`bad-value`), a map not readable by key (`map-not-readable`), or a kernel refusal (`map-operation-failed`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+    delete:
+      operationId: deleteMapEntry
+      tags: [maps]
+      summary: Delete one entry
+      security:
+        - bearerAuth: []
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "204":
+          description: deleted
+        "400": { $ref: "#/components/responses/BadKey" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotLoaded" }
+        "422":
+          description: a map not readable by key (`map-not-readable`), or a kernel refusal such as deleting from an array (`map-operation-failed`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
   /v1/loads/{id}/links:
     parameters:
       - $ref: "#/components/parameters/LoadID"
@@ -1082,6 +1238,15 @@ components:
         format: int64
         minimum: 1
         maximum: 9223372036854775807
+    MapName:
+      name: map
+      in: path
+      required: true
+      description: a map of the loaded object by libbpf's name (or its kernel name), percent-encoded
+      schema:
+        type: string
+        minLength: 1
+      example: stats
     VariableName:
       name: name
       in: path
@@ -1149,6 +1314,16 @@ components:
         pattern: '^W/"[0-9a-f]+"$'
 
   responses:
+    BadKey:
+      description: a key that does not encode to the map's key type or size (`bad-key`), or a bad cursor
+      content:
+        application/problem+json:
+          schema: { $ref: "#/components/schemas/Problem400" }
+    MapNotReadable:
+      description: the map's type has no entries by key (`map-not-readable`, with `mapType`)
+      content:
+        application/problem+json:
+          schema: { $ref: "#/components/schemas/Problem422" }
     NotModified:
       description: unchanged since the tag in `If-None-Match`; no body
       headers:
@@ -1528,11 +1703,17 @@ components:
           items: { $ref: "#/components/schemas/VariableSummary" }
     MapSummary:
       type: object
-      required: [name, type, keySize, valueSize, maxEntries, flags, mapExtra, section, initialValueSize]
+      required: [name, kernelName, type, keySize, valueSize, maxEntries, flags, mapExtra, section, initialValueSize]
       additionalProperties: false
       properties:
         name:
           type: string
+          description: |
+            libbpf's `bpf_map__name`: a custom data section's map is named by the whole section
+            name (`.data.read_mostly`), other maps by their kernel name
+        kernelName:
+          type: string
+          description: the name the kernel holds (at most 15 characters)
         type:
           type: string
           description: e.g. `array`, `hash`, `arena`
@@ -1856,18 +2037,88 @@ components:
         type: string
         minLength: 1
         maxLength: 256
+    LiveMapList:
+      type: object
+      required: [load, maps]
+      additionalProperties: false
+      properties:
+        load: { type: integer }
+        maps:
+          type: array
+          items: { $ref: "#/components/schemas/LiveMap" }
+    LiveMap:
+      type: object
+      required: [name, kernelName, type, kernelId, keySize, valueSize, maxEntries, flags, keyType, valueType, entries, lookup]
+      additionalProperties: false
+      properties:
+        name: { type: string }
+        kernelName: { type: string }
+        type: { type: string }
+        kernelId: { $ref: "#/components/schemas/UInt32" }
+        keySize: { $ref: "#/components/schemas/UInt32" }
+        valueSize: { $ref: "#/components/schemas/UInt32" }
+        maxEntries: { $ref: "#/components/schemas/UInt32" }
+        flags: { $ref: "#/components/schemas/UInt32" }
+        keyType: { type: [string, "null"] }
+        valueType: { type: [string, "null"] }
+        entries: { type: [integer, "null"], minimum: 0 }
+        lookup: { type: boolean }
+    MapEntry:
+      type: object
+      required: [key]
+      additionalProperties: false
+      properties:
+        key: { $ref: "#/components/schemas/AnyValue" }
+        value: { $ref: "#/components/schemas/AnyValue" }
+        values:
+          type: array
+          items: { $ref: "#/components/schemas/AnyValue" }
+        sum: { $ref: "#/components/schemas/AnyValue" }
+    MapEntries:
+      type: object
+      required: [load, map, entries, next]
+      additionalProperties: false
+      properties:
+        load: { type: integer }
+        map: { type: string }
+        entries:
+          type: array
+          items: { $ref: "#/components/schemas/MapEntry" }
+        next: { type: [string, "null"] }
+    MapEntryWrite:
+      type: object
+      minProperties: 1
+      maxProperties: 1
+      additionalProperties: false
+      properties:
+        value: { $ref: "#/components/schemas/AnyValue" }
+        values:
+          type: array
+          items: { $ref: "#/components/schemas/AnyValue" }
     ExportRequest:
       type: object
-      required: [variables]
+      minProperties: 1
       additionalProperties: false
       properties:
         variables: { $ref: "#/components/schemas/VariableNames" }
+        maps:
+          description: maps whose entries become `bpfdepot_map_value` series (lookup maps only)
+          type: array
+          maxItems: 1000
+          items:
+            type: string
+            minLength: 1
+            maxLength: 256
     ExportList:
       type: object
-      required: [variables, maxSeries]
+      required: [variables, maps, maxSeries]
       additionalProperties: false
       properties:
         variables:
+          type: array
+          items:
+            type: string
+        maps:
           type: array
           items:
             type: string
