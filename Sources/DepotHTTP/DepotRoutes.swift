@@ -142,34 +142,29 @@ public enum DepotRoutes {
         // Live values: straight from mapped memory, answered on MHD's thread.
         // Tagged from the raw bytes: an unchanged poll is answered 304 without decoding.
         r.get("/v1/loads/{id}/variables", .immediate { req in
-            let live = try depot.readLive(loadID: try loadID(req), names: namesParameter(req))
-            return HTTPResponse.conditional(req, etag: contentTag(live)) {
-                // `{"variables": [...]}` written directly, without a JSONValue tree.
-                let values = live.views()
-                var body: [UInt8] = []
-                body.reserveCapacity(16 + values.count * 100)
-                JSONValue.appendRaw(#"{"variables":["#, to: &body)
-                for (i, v) in values.enumerated() {
-                    if i > 0 { body.append(UInt8(ascii: ",")) }
-                    v.appendJSON(to: &body)
-                }
-                JSONValue.appendRaw("]}", to: &body)
-                return .bytes(body, contentType: "application/json")
-            }
+            let id = try loadID(req)
+            let names = namesParameter(req)
+            let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: names) }
+            return try watchable(req, load: id, event: "variables", read: read, tag: contentTag, render: variablesBody)
         })
         r.get("/v1/loads/{id}/variables/{name}", .immediate { req in
             let name = try req.pathParameter("name")
-            let live: LiveRead
+            let id = try loadID(req)
+            let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: [name]) }
             do {
-                live = try depot.readLive(loadID: try loadID(req), names: [name])
+                return try watchable(req, load: id, event: "variables", read: read, tag: contentTag) { live in
+                    var body: [UInt8] = []
+                    body.reserveCapacity(128)
+                    live.views().first?.appendJSON(to: &body)
+                    return .bytes(body, contentType: "application/json")
+                }
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
             }
-            return liveVariable(live) { req.isNotModified(current: $0) }
         }, fastPath: { parameters, headers in
             // The poller's case, without an HTTPRequest: a live load and a known name. Anything
-            // else (bad id, no such load or variable) takes the route above for its problem.
-            guard parameters.count == 2, let id = Int64(parameters[0]), id > 0,
+            // else (bad id, no such load or variable, a long poll) takes the route above.
+            guard parameters.count == 2, !headers.contains("Prefer"), let id = Int64(parameters[0]), id > 0,
                   let live = try? depot.readLive(loadID: id, names: [parameters[1]]) else { return nil }
             let condition = EntityTagCondition(ifNoneMatchIn: headers)
             return liveVariable(live) { condition?.matchesWeakly($0) ?? false }

@@ -72,10 +72,11 @@ public struct HTTPDispatcher: Sendable {
     /// `path` is the target's path, for the access line.
     func fastAnswer(target: String, headers: HTTPHeaders) -> (HTTPResponse, route: String, path: String)? {
         let path = RequestTarget.split(target).path
-        guard let segments = RequestTarget.segments(path),
+        // A query asks for more than the plain read a fast path gives (`?watch=1`).
+        guard path.endIndex == target.endIndex, let segments = RequestTarget.segments(path),
               let (fast, parameters, pattern) = router.fastPath(segments: segments),
               let response = fast(parameters, headers) else { return nil }
-        return (response, pattern, path.endIndex == target.endIndex ? target : String(path))
+        return (response, pattern, target)
     }
 
     /// The route label of a request refused before routing (shutting down, over a limit).

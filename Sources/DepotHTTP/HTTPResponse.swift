@@ -5,6 +5,8 @@ public struct HTTPResponse: Sendable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Set by `watching(_:)`: answer by watching (an event stream or a long poll), not now.
+    public var watch: WatchSpec?
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

@@ -81,9 +81,12 @@ public final class HTTPServer: Sendable {
             }
             let connections = ConnectionGuard(headerTimeoutSeconds: configuration.headerTimeoutSeconds,
                                               softLimit: configuration.connectionLimit)
+            let metrics = dispatcher.metrics
+            let watches = WatchHub(limit: configuration.maxWatchers, heartbeat: configuration.watchHeartbeat,
+                                   gauge: metrics.map { m in { @Sendable n in m.setWatchers(n) } })
             let core = Unmanaged.passRetained(ServerCore(
                 dispatcher: dispatcher, pool: pool, connections: connections,
-                rateLimiter: RateLimiter(requestsPerSecond: configuration.requestsPerSecondPerClient)))
+                rateLimiter: RateLimiter(requestsPerSecond: configuration.requestsPerSecondPerClient), watches: watches))
             var tlsStrings: [UnsafeMutablePointer<CChar>] = []
             let daemon = address.withSockaddr { sockaddr -> OpaquePointer? in
                 var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
@@ -137,15 +140,19 @@ public final class HTTPServer: Sendable {
         core.stopping.store(true, ordering: .sequentiallyConsistent)
         let listenFD = MHD_quiesce_daemon(running.daemon)
 
+        // Event streams end and long polls are answered; their connections must be resumed
+        // and done before MHD stops.
+        core.watches.stop()
         let deadline = Self.monotonicSeconds() + configuration.stopGraceSeconds
-        while core.inFlightDeferred.load(ordering: .sequentiallyConsistent) > 0 && Self.monotonicSeconds() < deadline {
+        while (core.inFlightDeferred.load(ordering: .sequentiallyConsistent) > 0 || core.watches.count > 0)
+            && Self.monotonicSeconds() < deadline {
             usleep(2_000)
         }
-        let left = core.inFlightDeferred.load(ordering: .sequentiallyConsistent)
+        let left = core.inFlightDeferred.load(ordering: .sequentiallyConsistent) + core.watches.count
         if left > 0 {
             // MHD_stop_daemon with suspended connections is undefined behaviour; leaving the
             // daemon running (and leaking it) is the lesser harm for a process about to exit.
-            StandardError.write("bpfdepot: \(left) deferred requests still running after \(configuration.stopGraceSeconds)s; leaving the http daemon running\n")
+            StandardError.write("bpfdepot: \(left) deferred requests or watches still running after \(configuration.stopGraceSeconds)s; leaving the http daemon running\n")
             return
         }
         MHD_stop_daemon(running.daemon)

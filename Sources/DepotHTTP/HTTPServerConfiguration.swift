@@ -8,6 +8,7 @@ public struct HTTPServerConfiguration: Sendable {
     public static let defaultConnectionLimit = 1024
     public static let defaultConnectionTimeoutSeconds = 60
     public static let defaultHeaderTimeoutSeconds = 30
+    public static let defaultMaxWatchers = 1024
 
     /// A numeric IP address (or `localhost`) and a port; port 0 asks the kernel for a free one.
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -75,6 +76,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var headerTimeoutSeconds: Int = defaultHeaderTimeoutSeconds
     /// Requests per second per client address (bursts of twice that); 0: no limit.
     public var requestsPerSecondPerClient: Int = 0
+    /// Open event streams and long polls at most; more are answered 503.
+    public var maxWatchers: Int = defaultMaxWatchers
+    /// An event stream quiet this long gets a comment line (proxies and clients see it alive;
+    /// a client gone meanwhile is noticed).
+    public var watchHeartbeat: Duration = .seconds(15)
     /// When set, POST/PUT/PATCH/DELETE need `Authorization: Bearer <token>`.
     public var bearerToken: String?
     public var tls: TLS?
@@ -132,6 +138,7 @@ public struct HTTPServerConfiguration: Sendable {
             ("connection_timeout_seconds", connectionTimeoutSeconds, 0...86_400),
             ("header_timeout_seconds", headerTimeoutSeconds, 0...86_400),
             ("requests_per_second_per_client", requestsPerSecondPerClient, 0...1_000_000),
+            ("max_watchers", maxWatchers, 0...1_000_000),
         ]
         for (name, value, range) in limits where !range.contains(value) {
             throw .invalidLimit(name: name, value: value, expected: range)

@@ -11,11 +11,12 @@ extension DepotRoutes {
         // A page of entries, tagged from the raw bytes the kernel returned.
         r.get("/v1/loads/{id}/maps/{name}/entries", .deferred { req in
             let limit = try intParameter(req, "limit", default: 100, range: 1...Depot.maxMapPage)
-            let read = try depot.mapEntries(loadID: try loadID(req), map: try req.pathParameter("name"), limit: limit,
-                                            after: req.query["after"])
-            return HTTPResponse.conditional(req, etag: EntityTag(hex: read.contentHash, weak: true)) {
-                .json(read.json)
+            let id = try loadID(req), name = try req.pathParameter("name"), after = req.query["after"]
+            let read: @Sendable () throws(DepotError) -> MapEntriesRead = { () throws(DepotError) in
+                try depot.mapEntries(loadID: id, map: name, limit: limit, after: after)
             }
+            return try watchable(req, load: id, event: "entries", read: read,
+                                 tag: { EntityTag(hex: $0.contentHash, weak: true) }, render: { .json($0.json) })
         })
         r.get("/v1/loads/{id}/maps/{name}/entries/{key}", .deferred { req in
             .json(try depot.mapEntry(loadID: try loadID(req), map: try req.pathParameter("name"),

@@ -10,6 +10,8 @@ final class ServerCore: Sendable {
     let pool: WorkerPool
     let connections: ConnectionGuard
     let rateLimiter: RateLimiter
+    /// Event streams and long polls, checked by one thread of their own.
+    let watches: WatchHub
     let stopping = Atomic<Bool>(false)
     /// Deferred requests suspended or not yet completed; `stop()` waits for zero, because
     /// MHD_stop_daemon with suspended connections is undefined behaviour.
@@ -22,8 +24,9 @@ final class ServerCore: Sendable {
     /// past this the connection is closed. (With Content-Length, 413 goes out before any body.)
     static let discardAllowance = 8 << 20
 
-    init(dispatcher: HTTPDispatcher, pool: WorkerPool, connections: ConnectionGuard, rateLimiter: RateLimiter) {
+    init(dispatcher: HTTPDispatcher, pool: WorkerPool, connections: ConnectionGuard, rateLimiter: RateLimiter, watches: WatchHub) {
         self.dispatcher = dispatcher
+        self.watches = watches
         self.pool = pool
         self.connections = connections
         self.rateLimiter = rateLimiter
@@ -80,7 +83,7 @@ final class ServerCore: Sendable {
             switch handler {
             case .immediate(let body):
                 exchange.phase = .answered
-                return queue(dispatcher.run(body, request), exchange, on: connection)
+                return deliver(dispatcher.run(body, request), exchange, on: connection)
             case .deferred(let body):
                 return suspend(connection, exchange, running: body, request)
             }
@@ -115,7 +118,7 @@ final class ServerCore: Sendable {
                 return .YES  // not resumed by us; nothing to answer yet
             }
             exchange.phase = .answered
-            return queue(response, exchange, on: connection)
+            return deliver(response, exchange, on: connection)
 
         case .answered:
             if size > 0 { uploadSize.pointee = 0 }
@@ -212,6 +215,64 @@ final class ServerCore: Sendable {
             MHD_resume_connection(connection)
         }
         return .YES
+    }
+
+    // MARK: watching
+
+    /// Queues `response`, or starts watching when the handler asked for that.
+    private func deliver(_ response: HTTPResponse, _ exchange: Exchange, on connection: OpaquePointer) -> MHD_Result {
+        guard let spec = response.watch else { return queue(response, exchange, on: connection) }
+        let now = WatchHub.now()
+        switch spec.mode {
+        case .stream(let interval, let event, let lastEventID, let endData):
+            let stream = EventStream(spec: spec, hub: watches, interval: interval, event: event, lastEventID: lastEventID,
+                                     endData: endData, now: now)
+            let suspended = SuspendedConnection(raw: connection)
+            let socket = cmhd_connection_fd(connection)
+            stream.state.withLock { $0.connection = suspended; $0.socket = socket }
+            guard watches.add(stream) else { return queue(.problem(tooManyWatchers()), exchange, on: connection) }
+            _ = stream.poll(now: now, heartbeat: watches.heartbeat)  // the first event, before any byte goes out
+            let context = Unmanaged.passRetained(stream).toOpaque()
+            guard let mhd = MHD_create_response_from_callback(UInt64.max, 4096, eventStreamReader, context, eventStreamFree) else {
+                Unmanaged<EventStream>.fromOpaque(context).release()
+                watches.remove(stream)
+                return .NO
+            }
+            defer { MHD_destroy_response(mhd) }
+            var head = response
+            head.watch = nil
+            head.headers.set("Content-Type", "text/event-stream")
+            head.headers.set("Cache-Control", "no-store")
+            head.headers.set("X-Accel-Buffering", "no")
+            head = dispatcher.finish(head, exchange.trace)
+            for (name, value) in head.headers where Self.isSendable(name: name, value: value) {
+                _ = name.withCString { n in value.withCString { v in MHD_add_response_header(mhd, n, v) } }
+            }
+            cmhd_connection_no_timeout(connection)
+            return MHD_queue_response(connection, UInt32(head.status.rawValue), mhd)
+        case .longPoll(let wait, let clientTag, let interval):
+            if !exchange.isDeferred {
+                exchange.isDeferred = true
+                inFlightDeferred.add(1, ordering: .sequentiallyConsistent)
+            }
+            exchange.phase = .suspended
+            MHD_suspend_connection(connection)
+            var headers = response.headers
+            headers.remove("Content-Type")
+            let poll = LongPoll(spec: spec, clientTag: clientTag, interval: EventStream.nanoseconds(interval),
+                                deadline: now &+ EventStream.nanoseconds(wait), exchange: exchange,
+                                connection: SuspendedConnection(raw: connection), headers: headers, now: now)
+            if !watches.add(poll) {
+                exchange.result.withLock { $0 = .problem(tooManyWatchers()) }
+                MHD_resume_connection(connection)
+            }
+            return .YES
+        }
+    }
+
+    private func tooManyWatchers() -> HTTPProblem {
+        if stopping.load(ordering: .relaxed) { return .unavailable("expected a running server, found one shutting down") }
+        return .unavailable("expected fewer than \(watches.limit) open watches (serve --max-watchers), found the limit reached")
     }
 
     // MARK: MHD plumbing

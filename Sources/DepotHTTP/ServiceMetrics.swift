@@ -16,6 +16,7 @@ public final class ServiceMetrics: Sendable {
     public static let mapLabel = "bpfdepot_map_value"
     public static let mapTruncatedLabel = "bpfdepot_map_series_truncated"
     public static let programRunsLabel = "bpfdepot_program_runs_total"
+    public static let watchersLabel = "bpfdepot_watchers"
     public static let programRunSecondsLabel = "bpfdepot_program_run_seconds_total"
     public static let programRecursionMissesLabel = "bpfdepot_program_recursion_misses_total"
     /// `Content-Type` of the text exposition format.
@@ -32,6 +33,11 @@ public final class ServiceMetrics: Sendable {
     public static let unmatchedRoute = "unmatched"
 
     public let registry: PrometheusCollectorRegistry
+    /// Open event streams and long polls of the server recording into this registry.
+    private let watchers = Atomic<Int>(0)
+
+    func setWatchers(_ n: Int) { watchers.store(n, ordering: .relaxed) }
+    public var openWatchers: Int { watchers.load(ordering: .relaxed) }
     /// A swift-metrics factory writing into `registry`, with this service's histogram buckets.
     public let factory: PrometheusMetricsFactory
 
@@ -127,6 +133,12 @@ public final class ServiceMetrics: Sendable {
             }
             maps.emit(into: &out)
         }
+        out += Array("""
+            # HELP \(Self.watchersLabel) Open event streams and long polls.
+            # TYPE \(Self.watchersLabel) gauge
+            \(Self.watchersLabel) \(openWatchers)
+
+            """.utf8)
         if !snapshot.programs.isEmpty {
             let programs = PrometheusCollectorRegistry()
             let runs = Self.descriptor(Self.programRunsLabel, "Runs of a loaded BPF program (the kernel counts while statistics are enabled).")

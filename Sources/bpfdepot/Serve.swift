@@ -45,6 +45,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Requests per second allowed per client address, with bursts of twice that (0: no limit); more get 429.")
     var rateLimit = 0
 
+    @Option(help: "Open watches at most (event streams of ?watch=1 and long polls of Prefer: wait=N); more get 503.")
+    var maxWatchers = HTTPServerConfiguration.defaultMaxWatchers
+
     @Option(help: "Loads being verified at once; more get 503.")
     var maxConcurrentLoads = DepotLimits.defaultMaxConcurrentLoads
 
@@ -96,6 +99,7 @@ struct Serve: ParsableCommand {
                                              connectionTimeoutSeconds: connectionTimeout, bearerToken: token, tls: tls)
         config.headerTimeoutSeconds = headerTimeout
         config.requestsPerSecondPerClient = rateLimit
+        config.maxWatchers = maxWatchers
         do { try config.validate() } catch { throw CLIError(description: "\(error)") }
 
         let store: DepotStore

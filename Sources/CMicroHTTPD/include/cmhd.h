@@ -31,4 +31,7 @@ const struct sockaddr *cmhd_connection_client_address(struct MHD_Connection *con
 // MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD); -1 when unavailable.
 int cmhd_connection_fd(struct MHD_Connection *connection);
 
+/* Turns off the idle timeout of one connection (a long-lived event stream). */
+void cmhd_connection_no_timeout(struct MHD_Connection *connection);
+
 #endif
