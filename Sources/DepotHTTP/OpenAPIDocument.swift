@@ -652,15 +652,23 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Names"
         - $ref: "#/components/parameters/IfNoneMatch"
+        - $ref: "#/components/parameters/Watch"
+        - $ref: "#/components/parameters/Interval"
+        - $ref: "#/components/parameters/LastEventID"
+        - $ref: "#/components/parameters/PreferWait"
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
-          description: the variables
+          description: the variables (or, with `watch=1`, a stream of them)
           headers:
             ETag: { $ref: "#/components/headers/ContentETag" }
           content:
             application/json:
               schema: { $ref: "#/components/schemas/LiveVariables" }
+            text/event-stream:
+              schema:
+                type: string
+                description: "events: `id: <tag>`, `event: variables`, `data: <the JSON body>`; `event: unloaded` last"
         "304": { $ref: "#/components/responses/NotModified" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "404": { $ref: "#/components/responses/NotFound" }
@@ -722,15 +730,23 @@ paths:
       summary: Live typed value of one variable
       parameters:
         - $ref: "#/components/parameters/IfNoneMatch"
+        - $ref: "#/components/parameters/Watch"
+        - $ref: "#/components/parameters/Interval"
+        - $ref: "#/components/parameters/LastEventID"
+        - $ref: "#/components/parameters/PreferWait"
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
-          description: the variable
+          description: the variable (or, with `watch=1`, a stream of it)
           headers:
             ETag: { $ref: "#/components/headers/ContentETag" }
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Variable" }
+            text/event-stream:
+              schema:
+                type: string
+                description: "events: `id: <tag>`, `event: variables`, `data: <the JSON body>`; `event: unloaded` last"
         "304": { $ref: "#/components/responses/NotModified" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "404": { $ref: "#/components/responses/NotFound" }
@@ -852,15 +868,23 @@ paths:
           description: the `next` of the previous page
           schema: { type: string, minLength: 1 }
         - $ref: "#/components/parameters/IfNoneMatch"
+        - $ref: "#/components/parameters/Watch"
+        - $ref: "#/components/parameters/Interval"
+        - $ref: "#/components/parameters/LastEventID"
+        - $ref: "#/components/parameters/PreferWait"
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
-          description: the page
+          description: the page (or, with `watch=1`, a stream of it with `event: entries`)
           headers:
             ETag: { $ref: "#/components/headers/ContentETag" }
           content:
             application/json:
               schema: { $ref: "#/components/schemas/MapEntries" }
+            text/event-stream:
+              schema:
+                type: string
+                description: "events: `id: <tag>`, `event: entries`, `data: <the JSON body>`; `event: unloaded` last"
         "304": { $ref: "#/components/responses/NotModified" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "404": { $ref: "#/components/responses/NotFound" }
@@ -1294,6 +1318,45 @@ components:
           value: '"1"'
         any:
           value: "*"
+    Watch:
+      name: watch
+      in: query
+      description: |
+        `1`: answer with a `text/event-stream` of changes instead of one body. The first event is
+        the current value (unless `Last-Event-ID` is its tag); then one event whenever the bytes
+        change, checked every `interval`; a `: heartbeat` comment after 15 s without one; an
+        `unloaded` event (data `{"load": id}`) ends the stream when the load goes away. Each
+        event's `id` is the content tag a plain GET answers as `ETag`, its `data` that GET's
+        body. At most `serve --max-watchers` watches are open (503 beyond); an idle stream holds
+        no server thread.
+      schema:
+        type: string
+        enum: ["1", "0", "true", "false"]
+    Interval:
+      name: interval
+      in: query
+      description: how often a watch checks for a change (`500ms`, `2s`; 50 ms to 60 s; 1 s by default)
+      schema:
+        type: string
+        pattern: "^[0-9.]+(ms|s)?$"
+      example: 500ms
+    LastEventID:
+      name: Last-Event-ID
+      in: header
+      description: the `id` of the last event a reconnecting event-stream client saw
+      schema:
+        type: string
+    PreferWait:
+      name: Prefer
+      in: header
+      description: |
+        `wait=N` with `If-None-Match` (RFC 7240): a long poll. Answered as soon as the value's
+        tag differs from the client's, or `304` after N seconds (at most 60;
+        `Preference-Applied` says what was applied). Without a matching `If-None-Match` the
+        read answers at once.
+      schema:
+        type: string
+      example: wait=30
     IfNoneMatch:
       name: If-None-Match
       in: header

@@ -88,7 +88,9 @@ import Testing
         defer { s.stop() }
 
         #expect(try Curl.get(s.url("/things/fast"), ["-H", "X-Hint: h"]).text == "fast h")
-        #expect(try Curl.get(s.url("/things/f%61st?q=1")).text == "fast -")
+        #expect(try Curl.get(s.url("/things/f%61st")).text == "fast -")
+        // A query asks for more than the plain read (`?watch=1`): the route answers it.
+        #expect(try Curl.get(s.url("/things/fast?q=1")).text == "route fast")
         #expect(try Curl.get(s.url("/things/slow")).text == "route slow")  // declined
         #expect(try Curl.fetch("HEAD", s.url("/things/fast")).status == 200)
         #expect(try Curl.fetch("POST", s.url("/things/fast"), ["--data-binary", "x"]).text == "posted")
