@@ -875,7 +875,7 @@ paths:
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
-          description: the page (or, with `watch=1`, a stream of it with `event: entries`)
+          description: "the page (or, with `watch=1`, a stream of it with `event: entries`)"
           headers:
             ETag: { $ref: "#/components/headers/ContentETag" }
           content:
