@@ -29,7 +29,9 @@ let package = Package(
         // Pure: ELF bytes -> ObjectSpec. No syscalls.
         .target(name: "BPFObject", dependencies: ["CLibELF", "CELFShim"]),
         // Everything that touches the kernel.
-        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib", "CLibELF", "CELFShim"]),
+        // (Probes/*.bpf.c are the BPF programs it loads itself, embedded by scripts/embed-probes.sh.)
+        .target(name: "BPFKernel", dependencies: ["BPFObject", "CBPFSys", "CZlib", "CLibELF", "CELFShim"],
+                exclude: ["Probes/arena_pages.bpf.c"]),
         // SQLite store: objects, image revisions, loads. Migrations live in /migrations.
         .target(name: "DepotStore", dependencies: [
             "BPFObject", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -144,6 +144,12 @@ public enum DepotRoutes {
         r.get("/v1/loads/{id}/variables", .immediate { req in
             let id = try loadID(req)
             let names = namesParameter(req)
+            if let (depth, nodes) = try followParameters(req) {
+                let read: @Sendable () throws(DepotError) -> RenderedRead = { () throws(DepotError) in
+                    RenderedRead(try depot.readLive(loadID: id, names: names, follow: depth, nodes: nodes).body)
+                }
+                return try watchable(req, load: id, event: "variables", read: read, tag: \.tag, render: \.response)
+            }
             let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: names) }
             return try watchable(req, load: id, event: "variables", read: read, tag: contentTag, render: variablesBody)
         })
@@ -152,6 +158,14 @@ public enum DepotRoutes {
             let id = try loadID(req)
             let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: [name]) }
             do {
+                if let (depth, nodes) = try followParameters(req) {
+                    let followed: @Sendable () throws(DepotError) -> RenderedRead = { () throws(DepotError) in
+                        var body: [UInt8] = []
+                        try depot.readLive(loadID: id, names: [name], follow: depth, nodes: nodes).views.first?.appendJSON(to: &body)
+                        return RenderedRead(body)
+                    }
+                    return try watchable(req, load: id, event: "variables", read: followed, tag: \.tag, render: \.response)
+                }
                 return try watchable(req, load: id, event: "variables", read: read, tag: contentTag) { live in
                     var body: [UInt8] = []
                     body.reserveCapacity(128)

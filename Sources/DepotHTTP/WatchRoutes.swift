@@ -91,4 +91,29 @@ extension DepotRoutes {
         JSONValue.appendRaw("]}", to: &body)
         return .bytes(body, contentType: "application/json")
     }
+
+    /// `follow=N` (1 to 100 levels) and `nodes=M` (1 to 10000, 1000 by default); nil without `follow`
+    /// (or `follow=0`).
+    static func followParameters(_ req: HTTPRequest) throws(HTTPProblem) -> (depth: Int, nodes: Int)? {
+        guard req.query["follow"] != nil else {
+            if req.query["nodes"] != nil { throw badParameter("nodes", "a node budget together with follow", req.query["nodes"] ?? "") }
+            return nil
+        }
+        let depth = try intParameter(req, "follow", default: 0, range: 0...Depot.maxFollowDepth)
+        let nodes = try intParameter(req, "nodes", default: Depot.defaultFollowNodes, range: 1...Depot.maxFollowNodes)
+        return depth == 0 ? nil : (depth, nodes)
+    }
+}
+
+/// A body rendered once, with its content tag.
+struct RenderedRead: Sendable {
+    let body: [UInt8]
+    let tag: EntityTag
+
+    init(_ body: [UInt8]) {
+        self.body = body
+        self.tag = EntityTag(hex: FollowedRead.hash(body), weak: true)
+    }
+
+    var response: HTTPResponse { .bytes(body, contentType: "application/json") }
 }

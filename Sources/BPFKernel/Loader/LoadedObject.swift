@@ -197,6 +197,8 @@ public final class LoadedObject: Sendable {
 
     /// Reads, writes and runs share the object; only `unload` excludes them, so a long test run
     /// never stalls a poller's read.
+    func withLiveState<R>(_ body: () throws(LoaderError) -> R) throws(LoaderError) -> R { try withLive(body) }
+
     private func withLive<R>(_ body: () throws(LoaderError) -> R) throws(LoaderError) -> R {
         try state.shared { () throws(LoaderError) -> R in
             guard state.isLoadedUnlocked else { throw .unloaded }

@@ -30,16 +30,24 @@ public struct BTFValueDecoder: Sendable {
     public static let maxValues = 1 << 20
 
     public func decode(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>) throws(DecodeError) -> JSONValue {
+        try decode(typeID, bytes, following: nil)
+    }
+
+    /// `decode`, following pointers into an arena as `following` allows (see `PointerFollowing`).
+    /// The value budget grows with the bytes read through pointers.
+    public func decode(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, following: PointerFollowing?) throws(DecodeError) -> JSONValue {
         var budget = min(BTFValueDecoder.maxValues, min(bytes.count, BTFValueDecoder.maxValues) * 8 + 256)
+        if following != nil { budget = BTFValueDecoder.maxValues }
         let limit = budget
         do {
-            return try value(typeID, bytes, depth: 0, budget: &budget)
+            return try value(typeID, bytes, depth: 0, budget: &budget, following: following, level: 0)
         } catch .tooLarge(_, _) {
             throw .tooLarge(typeName: btf.typeName(typeID), limit: limit)
         }
     }
 
-    private func value(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, depth: Int, budget: inout Int) throws(DecodeError) -> JSONValue {
+    private func value(_ typeID: UInt32, _ bytes: ArraySlice<UInt8>, depth: Int, budget: inout Int,
+                       following: PointerFollowing? = nil, level: Int = 0) throws(DecodeError) -> JSONValue {
         guard depth < BTF.maxResolveDepth else { throw .tooDeep }
         budget -= 1
         guard budget >= 0 else { throw .tooLarge(typeName: "", limit: 0) }
@@ -68,8 +76,15 @@ public struct BTFValueDecoder: Sendable {
                 return .string(btf.string(at: m.nameOffset))
             }
             return signed ? .int(v) : .uint(raw)
-        case .pointer:
-            return .uint(loadUnsigned(b, 8))
+        case .pointer(let target):
+            let raw = loadUnsigned(b, 8)
+            guard let following else { return .uint(raw) }
+            var inner = budget
+            defer { budget = inner }
+            return try following.pointer(raw, target: target, level: level + 1, btf: btf) { (id, bytes, lvl) throws(DecodeError) in
+                // A fresh value: the type-nesting guard starts over (following is bounded by its own depth).
+                try value(id, bytes, depth: 0, budget: &inner, following: following, level: lvl)
+            }
         case .float(let sz):
             if sz == 4 { return .double(Double(Float(bitPattern: UInt32(loadUnsigned(b, 4))))) }
             if sz == 8 { return .double(Double(bitPattern: loadUnsigned(b, 8))) }
@@ -97,7 +112,7 @@ public struct BTFValueDecoder: Sendable {
             items.reserveCapacity(Int(count))
             for i in 0..<Int(count) {
                 let start = b.startIndex + i * elemSize
-                items.append(try value(elem, b[start..<(start + elemSize)], depth: depth + 1, budget: &budget))
+                items.append(try value(elem, b[start..<(start + elemSize)], depth: depth + 1, budget: &budget, following: following, level: level))
             }
             return .array(items)
         case .structure(_, let members, let kf), .union(_, let members, let kf):
@@ -116,7 +131,7 @@ public struct BTFValueDecoder: Sendable {
                     guard start <= b.endIndex else {
                         throw .outOfBounds(typeName: btf.typeName(typeID), needed: bitOffset / 8, available: b.count)
                     }
-                    v = try value(m.type, b[start...], depth: depth + 1, budget: &budget)
+                    v = try value(m.type, b[start...], depth: depth + 1, budget: &budget, following: following, level: level)
                 }
                 if name.isEmpty, case .object(let inner) = v {
                     out.append(contentsOf: inner)  // anonymous struct/union members read as the parent's
@@ -134,7 +149,7 @@ public struct BTFValueDecoder: Sendable {
                 guard Int(v.offset) + Int(v.size) <= b.count else {
                     throw .outOfBounds(typeName: btf.typeName(typeID), needed: Int(v.offset) + Int(v.size), available: b.count)
                 }
-                out.append((btf.string(at: vt.nameOffset), try value(type, b[start..<(start + Int(v.size))], depth: depth + 1, budget: &budget)))
+                out.append((btf.string(at: vt.nameOffset), try value(type, b[start..<(start + Int(v.size))], depth: depth + 1, budget: &budget, following: following, level: level)))
             }
             return .object(out)
         default:
