@@ -6,7 +6,7 @@
 #
 #   sh bench/run-all.sh                     # everything: 10-15 minutes on 2 cores, needs root
 #   QUICK=1 sh bench/run-all.sh             # shorter runs (a few minutes; noisier)
-#   SKIP_LOADER=1 sh bench/run-all.sh       # service only; SKIP_SERVICE=1: loader only
+#   SKIP_LOADER=1 sh bench/run-all.sh       # service only; SKIP_SERVICE=1: loader only; SKIP_WATCHERS=1: no watchers run
 #
 # Every knob of service.sh and run.sh passes through (SKIP_HTTP, SKIP_STORE, SKIP_STARTUP,
 # WRK_SECONDS, CALLGRIND_REQUESTS, SKIP_LOAD, PARSE_ROUNDS, ...); see their headers.
@@ -36,6 +36,20 @@ if [ -n "${SKIP_LOADER:-}" ]; then
 fi
 SKIP_BUILD=1 WITH_SERVICE=1 sh "$bench/run.sh" >/dev/null
 out=${OUT:-$bench/RESULTS.md}
+# Open event streams: what 1,000 idle (then active) watchers cost the server (bench/watchers.py).
+if [ -z "${SKIP_WATCHERS:-}" ]; then
+    watchers=$(BPFDEPOT="$build/release/bpfdepot" SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")
+    {
+        echo
+        echo "## Watchers: 1,000 open event streams"
+        echo
+        echo "\`python3 bench/watchers.py\` (N=1000, 30 s per phase; goal: idle < 5% of a core):"
+        echo
+        echo '```'
+        echo "$watchers"
+        echo '```'
+    } >>"$out"
+fi
 echo "run-all.sh: wrote $out" >&2
 # The summary table (up to the next section).
 awk '/^## Summary/ { on = 1 } on && /^## / && !/^## Summary/ { exit } on' "$out"
