@@ -38,7 +38,7 @@ SKIP_BUILD=1 WITH_SERVICE=1 sh "$bench/run.sh" >/dev/null
 out=${OUT:-$bench/RESULTS.md}
 # Open event streams: what 1,000 idle (then active) watchers cost the server (bench/watchers.py).
 if [ -z "${SKIP_WATCHERS:-}" ]; then
-    watchers=$(BPFDEPOT="$build/release/bpfdepot" SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")
+    watchers=$(BPFDEPOT="$build/release/bpfdepot" WATCH_SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")
     {
         echo
         echo "## Watchers: 1,000 open event streams"

@@ -4,13 +4,13 @@
 Starts `bpfdepot serve` (BPFDEPOT, default .build/release/bpfdepot) on a fresh database,
 loads Tests/Fixtures/globals_run.bpf.c, opens N streams of
 `GET /v1/loads/{id}/variables/input?watch=1&interval=1s` (N=1000 by default) and reads them
-for SECONDS (30): first idle (nothing changes), then active (a PATCH changes the variable every
+for WATCH_SECONDS (30): first idle (nothing changes), then active (a PATCH changes the variable every
 second, so every stream gets one event per second). Prints, for each phase, the server's CPU
 time over the phase as % of one core (utime+stime from /proc/PID/stat), its RSS and anonymous
 memory (/proc/PID/status), events received, and bpfdepot_watchers from /metrics.
 
-    python3 bench/watchers.py                 # N=1000 SECONDS=30
-    N=200 SECONDS=10 python3 bench/watchers.py
+    python3 bench/watchers.py                 # N=1000 WATCH_SECONDS=30
+    N=200 WATCH_SECONDS=10 python3 bench/watchers.py
 """
 import json
 import os
@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 N = int(os.environ.get("N", "1000"))
-SECONDS = float(os.environ.get("SECONDS", "30"))
+SECONDS = float(os.environ.get("WATCH_SECONDS", "30"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BPFDEPOT", os.path.join(ROOT, ".build/release/bpfdepot"))
 PORT = int(os.environ.get("PORT", "18399"))
