@@ -59,6 +59,9 @@ KERNEL_SUITES = [
     "DepotHTTPTests.ArenaLinkServiceTests",
     "DepotHTTPTests.IteratorOutputServiceTests",
     "DepotHTTPTests.LoadAttachCommandTests",
+    "BPFKernelTests.ArenaPageProbeTests",
+    "DepotHTTPTests.ArenaFollowTests",
+    "DepotHTTPTests.MapEntriesTests",
 ]
 
 # Test targets that never touch the kernel (BPFObject is pure; the store is SQLite): their
@@ -75,6 +78,9 @@ EXPECT_PASSED = {
         "DepotHTTPTests.RestartTests/aLoadSurvivesKill9WithItsLiveValuesAndStillUnloads()",
         "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
         "DepotHTTPTests.ArenaLinkServiceTests/aTracingLinkCountsIntoAnArenaVariableReadLiveOverHTTP()",
+        "DepotHTTPTests.ArenaFollowTests/anArenaListReadsAsItsNodesAndNoReadAllocatesAPage()",
+        "BPFKernelTests.ArenaPageProbeTests/theProbeLoadsAndAnswersOnlyForArenas()",
+        "DepotHTTPTests.MapEntriesTests/everyMapKindReadsBackWhatTheProgramWrote()",
         # Hooks this host's kernel refuses or lacks (fentry, lsm, map iterators, kprobes).
         "BPFKernelTests.LinkTests/fentryCountsNanosleeps()",
         "BPFKernelTests.LinkTests/lsmCountsOpensAndAllowsThem()",
@@ -87,6 +93,7 @@ EXPECT_PASSED = {
         "BPFKernelTests.LoaderTests/arenaObjectOnAKernelWithoutArenasIsATypedRefusal()",
         "DepotHTTPTests.ServiceEndToEndTests/anArenaLoadOnAKernelWithoutArenasIsA422KernelFeatureProblem()",
         "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
+        "DepotHTTPTests.MapEntriesTests/everyMapKindReadsBackWhatTheProgramWrote()",
     ],
 }
 

@@ -29,8 +29,9 @@ struct seq_file;
 struct bpf_iter_meta {
 	struct seq_file *seq;
 } __ctx;
+enum bpf_map_type { BPF_MAP_TYPE_ARENA = 33 };
 struct bpf_map {
-	__u32 map_type;
+	enum bpf_map_type map_type;	/* an enum, as in the kernel: CO-RE matches it to no int */
 	__u32 id;
 } __ctx;
 struct vm_struct {
@@ -46,8 +47,8 @@ struct bpf_iter__bpf_map {
 	struct bpf_map *map;
 } __ctx;
 
-static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
-static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
+static long (*const bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
+static long (*const bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
 
 #define MAX_PAGES 512
 #define GUARD_HALF (1ULL << 15)
@@ -67,7 +68,7 @@ int arena_pages(struct bpf_iter__bpf_map *ctx)
 	void *addr = 0;
 	__u32 i, n;
 
-	if (!map || map->id != want_id || map->map_type != 33 /* BPF_MAP_TYPE_ARENA */)
+	if (!map || map->id != want_id || map->map_type != BPF_MAP_TYPE_ARENA)
 		return 0;
 	arena = (struct bpf_arena *)map;
 	if (bpf_probe_read_kernel(&vm, sizeof(vm), &arena->kern_vm) || !vm)
