@@ -652,6 +652,8 @@ paths:
       parameters:
         - $ref: "#/components/parameters/Names"
         - $ref: "#/components/parameters/IfNoneMatch"
+        - $ref: "#/components/parameters/Follow"
+        - $ref: "#/components/parameters/Nodes"
         - $ref: "#/components/parameters/Watch"
         - $ref: "#/components/parameters/Interval"
         - $ref: "#/components/parameters/LastEventID"
@@ -730,6 +732,8 @@ paths:
       summary: Live typed value of one variable
       parameters:
         - $ref: "#/components/parameters/IfNoneMatch"
+        - $ref: "#/components/parameters/Follow"
+        - $ref: "#/components/parameters/Nodes"
         - $ref: "#/components/parameters/Watch"
         - $ref: "#/components/parameters/Interval"
         - $ref: "#/components/parameters/LastEventID"
@@ -1318,6 +1322,29 @@ components:
           value: '"1"'
         any:
           value: "*"
+    Follow:
+      name: follow
+      in: query
+      description: |
+        Follow pointers into the load's arena up to this many levels (1 to 100; 0 or absent: a
+        pointer is a number). A followed pointer is `{"ptr": "0x…", "target": <the pointed-to
+        value>}`; one not followed says why: `"seen": true` (shown already in this read, cycles
+        included), `"absent": true` (its page was never allocated; it is not read, and reading
+        never makes the kernel allocate one), `"outside": true` (not an arena address),
+        `"more": "depth"` or `"more": "nodes"` (a limit ran out), `"unknown": "<why>"`. A null
+        pointer is `null`. The `ETag` then covers everything the pointers reached.
+      schema:
+        type: integer
+        minimum: 0
+        maximum: 100
+    Nodes:
+      name: nodes
+      in: query
+      description: with `follow`, at most this many pointed-to values in all (1 to 10000, 1000 by default)
+      schema:
+        type: integer
+        minimum: 1
+        maximum: 10000
     Watch:
       name: watch
       in: query
