@@ -276,7 +276,7 @@ public final class Depot: Sendable {
     }
 
     /// Counts one more load in progress and `arenaBytes` more arena memory, or refuses.
-    private func reserve(arenaBytes: UInt64) throws(DepotError) {
+    func reserve(arenaBytes: UInt64) throws(DepotError) {
         let refusal: DepotError? = budget.withLock { b in
             if b.loadsInProgress >= limits.maxConcurrentLoads { return .busy(what: "loads in progress", limit: limits.maxConcurrentLoads) }
             if arenaBytes > limits.maxArenaBytes {

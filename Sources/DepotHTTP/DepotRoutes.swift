@@ -121,6 +121,12 @@ public enum DepotRoutes {
                     }
                 }
             }
+            if try dryRunParameter(req) {
+                guard export.isEmpty, links.isEmpty, !attachAll else {
+                    throw badBody("a dry run attaches and exports nothing: 'links', 'attach' and 'export' go with real loads")
+                }
+                return .json(try depot.dryRunLoad(objectID: try req.pathParameter("id"), revision: revision).json)
+            }
             let view = try depot.load(objectID: try req.pathParameter("id"), revision: revision, exporting: export,
                                       links: links, attachAll: attachAll)
             logNotes(view.links)
@@ -292,6 +298,16 @@ public enum DepotRoutes {
     }
 
     static func revisionTag(_ rev: Int) -> EntityTag { EntityTag(String(rev)) }
+
+    /// `dryRun=true` (or `1`) on a load: verify and release, record nothing.
+    static func dryRunParameter(_ req: HTTPRequest) throws(HTTPProblem) -> Bool {
+        guard let v = req.query["dryRun"] else { return false }
+        switch v {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw badParameter("dryRun", "true or false", v)
+        }
+    }
 
     /// A weak tag for pollers, from the raw bytes of the variables the body shows.
     static func contentTag(_ live: LiveRead) -> EntityTag {

@@ -519,8 +519,19 @@ paths:
         finds `--max-concurrent-loads` loads in progress, gets `503` with `Retry-After`.
         When the server pins loads (`serve --pin-root`, by default `/sys/fs/bpf/bpfdepot`),
         the load is pinned under `<pin-root>/<id>` and a restarted server takes it over.
+        With `dryRun=true` the whole load runs (maps, BTF, relocations, the verifier) and is
+        released at once: nothing is recorded, nothing stays in the kernel, and the answer is
+        `200` with what a real load would have made (programs with their verified instruction
+        counts and verifier time) or the problem a real load would have got.
       security:
         - bearerAuth: []
+      parameters:
+        - name: dryRun
+          in: query
+          description: verify and release; record nothing
+          schema:
+            type: string
+            enum: ["true", "false", "1", "0"]
       requestBody:
         required: false
         description: |
@@ -531,6 +542,11 @@ paths:
             schema: { $ref: "#/components/schemas/LoadRequest" }
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: a dry run's result (nothing was kept)
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/DryRun" }
         "201":
           description: loaded
           headers:
@@ -2127,6 +2143,40 @@ components:
         type: string
         minLength: 1
         maxLength: 256
+    DryRun:
+      type: object
+      required: [dryRun, object, revision, programs, maps]
+      additionalProperties: false
+      properties:
+        dryRun: { const: true }
+        object: { $ref: "#/components/schemas/ObjectID" }
+        revision: { type: integer, minimum: 1 }
+        programs:
+          type: array
+          items:
+            type: object
+            required: [name, section, type, kernelId, tag, verifiedInstructions, jitedBytes, xlatedBytes, verifierTimeNs]
+            additionalProperties: false
+            properties:
+              name: { type: string }
+              section: { type: string }
+              type: { type: string }
+              kernelId: { $ref: "#/components/schemas/UInt32" }
+              tag: { type: string }
+              verifiedInstructions: { $ref: "#/components/schemas/UInt32" }
+              jitedBytes: { $ref: "#/components/schemas/UInt32" }
+              xlatedBytes: { $ref: "#/components/schemas/UInt32" }
+              verifierTimeNs: { $ref: "#/components/schemas/UInt64" }
+        maps:
+          type: array
+          items:
+            type: object
+            required: [name, type, kernelId]
+            additionalProperties: false
+            properties:
+              name: { type: string }
+              type: { type: string }
+              kernelId: { $ref: "#/components/schemas/UInt32" }
     LiveMapList:
       type: object
       required: [load, maps]

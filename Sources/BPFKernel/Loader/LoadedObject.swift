@@ -15,6 +15,15 @@ public struct LoadedProgram: Sendable {
     public let name: String
     public let fd: BPFFD
     public let id: UInt32
+    /// How long linking and BPF_PROG_LOAD took (the verifier, mostly); 0 for an adopted program.
+    public var loadNanoseconds: UInt64 = 0
+
+    public init(name: String, fd: BPFFD, id: UInt32, loadNanoseconds: UInt64 = 0) {
+        self.name = name
+        self.fd = fd
+        self.id = id
+        self.loadNanoseconds = loadNanoseconds
+    }
 }
 
 /// What a loaded object owns: every map and program fd and every mapping. Live variable views

@@ -63,9 +63,12 @@ public enum Loader {
             arenaDataOffset: arenaDataOffset)
         var programs: [LoadedProgram] = []
         for (i, p) in spec.programs.enumerated() where !p.isSubprogram && p.autoload {
+            let started = ContinuousClock.now
             let fd = try loadProgram(i, spec: spec, context: context, btfFD: btfFD, modules: modules)
+            let took = started.duration(to: .now).components
             let id = (try? BPFSys.objGetInfoByFD(programFD: fd).id) ?? 0
-            programs.append(LoadedProgram(name: p.name, fd: fd, id: id))
+            programs.append(LoadedProgram(name: p.name, fd: fd, id: id,
+                                          loadNanoseconds: UInt64(max(0, took.seconds)) * 1_000_000_000 + UInt64(max(0, took.attoseconds / 1_000_000_000))))
             if FeatureProbes.progBindMap() {
                 for (mi, m) in spec.maps.enumerated() {
                     if case .globalData(_, .rodata) = m.role { try? BPFSys.progBindMap(progFD: fd, mapFD: loadedMaps[mi].fd) }
