@@ -41,6 +41,7 @@ let package = Package(
         // no HTTP and no SQL of its own.
         .target(name: "DepotCore", dependencies: [
             "BPFObject", "BPFKernel", "DepotStore", .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.
         .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
@@ -59,6 +60,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // Test-only helpers: compiling the BPF C fixtures.
         .target(name: "BPFTestSupport", path: "Tests/Support"),

@@ -1,5 +1,6 @@
 import BPFKernel
 import BPFObject
+import Crypto
 import DepotStore
 import Foundation
 import Synchronization
@@ -26,9 +27,13 @@ public final class Depot: Sendable {
     /// `pinRoot`: when set, every load is pinned under `<pinRoot>/<load id>`, and `recover()`
     /// takes pinned loads over after a restart. `requestedPinRoot`: the pin root asked for when
     /// it could not be prepared (so `pinRoot` is nil); by default `pinRoot`.
+    /// With keys, every upload must carry a signature by one of them (`upload(elf:name:signature:)`).
+    public let trustedKeys: TrustedKeys?
+
     public init(store: DepotStore, pinRoot: String? = nil, limits: DepotLimits = DepotLimits(),
-                metrics: DepotMetrics = DepotMetrics(), requestedPinRoot: String? = nil) {
+                metrics: DepotMetrics = DepotMetrics(), requestedPinRoot: String? = nil, trustedKeys: TrustedKeys? = nil) {
         self.store = store
+        self.trustedKeys = trustedKeys
         self.pinRoot = pinRoot
         self.requestedPinRoot = requestedPinRoot ?? pinRoot
         self.limits = limits
@@ -37,14 +42,27 @@ public final class Depot: Sendable {
 
     // MARK: objects
 
-    /// Parses and stores an object; the same bytes again return the existing one.
-    public func upload(elf: [UInt8], name: String?) throws(DepotError) -> (ObjectView, created: Bool) {
+    /// Parses and stores an object; the same bytes again return the existing one. With trusted
+    /// keys, `signature` (Ed25519 over the SHA-256 of `elf`) must be by one of them, checked
+    /// before anything is parsed or stored; its key's name is kept with a new object.
+    public func upload(elf: [UInt8], name: String?, signature: [UInt8]? = nil) throws(DepotError) -> (ObjectView, created: Bool) {
+        var signer: String?
+        if let trustedKeys {
+            guard let signature else { throw .signatureRequired }
+            let digest = Array(SHA256.hash(data: elf))
+            guard let name = trustedKeys.signer(of: digest, signature: signature) else {
+                throw .badSignature("the signature is not over this object's SHA-256 by any trusted key")
+            }
+            signer = name
+        }
         let objectName = name.flatMap { $0.isEmpty ? nil : $0 } ?? "object"
         let spec: ObjectSpec
         do { spec = try ObjectSpec(elf: elf, name: ObjectSpec.objectName(forPath: objectName)) } catch {
             throw .invalidObject(error)
         }
-        let (stored, created) = try storeCall { () throws(StoreError) in try store.putObject(elf: elf, name: objectName, spec: spec) }
+        let (stored, created) = try storeCall { () throws(StoreError) in
+            try store.putObject(elf: elf, name: objectName, spec: spec, signer: signer)
+        }
         if created {
             specs.withLock { $0[stored.id] = Self.withoutImages(spec) }
             metrics.objectsChanged()

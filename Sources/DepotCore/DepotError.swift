@@ -29,6 +29,9 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
     /// Live loads already hold so much arena memory that this one does not fit.
     case arenaBudgetExhausted(requested: UInt64, inUse: UInt64, limit: UInt64)
     case unknownMap(name: String, loadID: Int64)
+    /// Uploads need a signature by a trusted key (`serve --trusted-keys`) and none came.
+    case signatureRequired
+    case badSignature(String)
     /// The map's type has no entries to look up by key (ring buffers, arenas, program arrays…).
     case mapNotReadable(map: String, type: String)
     case badMapKey(map: String, reason: String)
@@ -60,6 +63,9 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
         case .arenaBudgetExhausted(let r, let used, let l):
             return "the object's arena needs \(r) bytes; live loads hold \(used) of the \(l)-byte arena budget: unload one or retry later"
         case .unknownMap(let n, let id): return "load \(id) has no map named '\(n)'"
+        case .signatureRequired:
+            return "expected an X-Object-Signature header (base64 Ed25519 signature of the object's SHA-256 by a trusted key), found none"
+        case .badSignature(let why): return "bad object signature: \(why)"
         case .mapNotReadable(let n, let type):
             return "map '\(n)' is a \(type) map: its entries cannot be read or written by key (hash, array, lru_hash, percpu_hash, percpu_array, lru_percpu_hash and lpm_trie maps can)"
         case .badMapKey(let n, let r): return "map '\(n)': bad key: \(r)"

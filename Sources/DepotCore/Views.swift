@@ -21,6 +21,7 @@ public struct ObjectView: Sendable {
             ("license", .string(spec.license)),
             ("currentRevision", .int(Int64(object.currentRevision))),
             ("created", .string(Timestamps.iso8601(object.created))),
+            ("signer", object.signer.map { .string($0) } ?? .null),
             ("maps", summary["maps"] ?? .array([])),
             ("programs", summary["programs"] ?? .array([])),
             ("variables", summary["variables"] ?? .array([])),

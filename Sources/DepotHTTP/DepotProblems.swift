@@ -105,6 +105,10 @@ extension DepotError: HTTPProblemConvertible {
             return HTTPProblem(status: .serviceUnavailable, type: "arena-budget-exhausted", detail: detail,
                                extensions: [("arenaBytes", .uint(requested)), ("inUse", .uint(inUse)), ("limit", .uint(limit))],
                                headers: ["Retry-After": "5"])
+        case .signatureRequired:
+            return HTTPProblem(status: .forbidden, type: "signature-required", detail: detail)
+        case .badSignature:
+            return HTTPProblem(status: .forbidden, type: "bad-signature", detail: detail)
         case .unknownMap(let name, _):
             return HTTPProblem(status: .notFound, type: "unknown-map", detail: detail, extensions: [("map", .string(name))])
         case .mapNotReadable(let name, let type):

@@ -28,7 +28,14 @@ public enum DepotRoutes {
             guard !req.body.isEmpty else {
                 throw HTTPProblem(status: .unprocessableContent, type: "invalid-object", detail: "expected the bytes of a BPF ELF object, found an empty body")
             }
-            let (view, created) = try depot.upload(elf: req.body, name: req.query["name"])
+            var signature: [UInt8]?
+            if let header = req.headers["X-Object-Signature"] {
+                guard let bytes = Data(base64Encoded: String(header.trimmingOWS)) else {
+                    throw HTTPProblem(status: .forbidden, type: "bad-signature", detail: "X-Object-Signature: expected base64, found '\(header.prefix(100))'")
+                }
+                signature = [UInt8](bytes)
+            }
+            let (view, created) = try depot.upload(elf: req.body, name: req.query["name"], signature: signature)
             var headers: HTTPHeaders = ["ETag": revisionTag(view.object.currentRevision).headerValue]
             if created { headers.set("Location", "/v1/objects/\(view.object.id)") }
             return .json(view.json, status: created ? .created : .ok, headers: headers)

@@ -165,13 +165,21 @@ paths:
       description: |
         Parses and stores the object. Its id is the SHA-256 of the bytes, so uploading the same
         bytes again returns the stored object (`200`) instead of creating one (`201`). A new
-        object starts at revision 1, holding the ELF's own section images.
+        object starts at revision 1, holding the ELF's own section images. When the service has
+        trusted keys (`serve --trusted-keys`), the upload must carry `X-Object-Signature`: an
+        Ed25519 signature of the SHA-256 of the bytes by one of them (`bpfdepot sign file`);
+        without one, or with another, it is `403` and nothing is stored.
       security:
         - bearerAuth: []
       parameters:
         - name: name
           in: query
           description: a name for the object (usually its file name); `object` when absent or empty
+          schema:
+            type: string
+        - name: X-Object-Signature
+          in: header
+          description: base64 of the Ed25519 signature of the object's SHA-256 digest (32 bytes)
           schema:
             type: string
       requestBody:
@@ -220,6 +228,11 @@ paths:
               parameters:
                 id: $response.body#/id
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403":
+          description: the service requires signed uploads and none, or a bad one, came (`signature-required`, `bad-signature`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem" }
         "413": { $ref: "#/components/responses/ContentTooLarge" }
         "422":
           description: |
@@ -1784,9 +1797,12 @@ components:
 
     Object:
       type: object
-      required: [id, name, sha256, size, license, currentRevision, created, maps, programs, variables]
+      required: [id, name, sha256, size, license, currentRevision, created, signer, maps, programs, variables]
       additionalProperties: false
       properties:
+        signer:
+          description: the trusted key that signed the upload (`serve --trusted-keys`), or null
+          type: [string, "null"]
         id: { $ref: "#/components/schemas/ObjectID" }
         name:
           type: string

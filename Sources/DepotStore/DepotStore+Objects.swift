@@ -9,22 +9,22 @@ extension DepotStore {
     /// Stores an object and its ELF images as revision 1. Content-addressed: the same bytes again
     /// return the existing object with `created == false` and write nothing (name and images of
     /// the second upload are ignored).
-    public func putObject(elf: [UInt8], name: String, images: [SectionImage])
+    public func putObject(elf: [UInt8], name: String, images: [SectionImage], signer: String? = nil)
         throws(StoreError) -> (object: StoredObject, created: Bool)
     {
-        try putObject(elf: elf, name: name, images: images, elfOffsets: [])
+        try putObject(elf: elf, name: name, images: images, elfOffsets: [], signer: signer)
     }
 
     /// `putObject(elf:name:images:)` with the images of a parsed object. A section image that is
     /// the ELF's own bytes is kept as a reference to them, not as a second copy.
-    public func putObject(elf: [UInt8], name: String, spec: ObjectSpec)
+    public func putObject(elf: [UInt8], name: String, spec: ObjectSpec, signer: String? = nil)
         throws(StoreError) -> (object: StoredObject, created: Bool)
     {
         try putObject(elf: elf, name: name, images: [SectionImage](spec),
-                      elfOffsets: spec.dataSections.map(\.fileOffset))
+                      elfOffsets: spec.dataSections.map(\.fileOffset), signer: signer)
     }
 
-    private func putObject(elf: [UInt8], name: String, images: [SectionImage], elfOffsets: [Int?])
+    private func putObject(elf: [UInt8], name: String, images: [SectionImage], elfOffsets: [Int?], signer: String?)
         throws(StoreError) -> (object: StoredObject, created: Bool)
     {
         guard !elf.isEmpty else { throw .emptyObject }
@@ -39,8 +39,8 @@ extension DepotStore {
             if let existing = try Self.fetchObject(db, id: id) { return (existing, false) }
             let now = Date()
             try db.execute(
-                sql: "INSERT INTO objects (id, name, size, created_at, current_revision) VALUES (?, ?, ?, ?, 1)",
-                arguments: [id, name, elf.count, StoreTime.text(now)])
+                sql: "INSERT INTO objects (id, name, size, created_at, current_revision, signer) VALUES (?, ?, ?, ?, 1, ?)",
+                arguments: [id, name, elf.count, StoreTime.text(now), signer])
             try Self.rawExecute(db, "INSERT INTO object_elves (object_id, elf) VALUES (?, ?)", [.text(id), .blob(elf)])
             try Self.insertFirstRevision(db, objectID: id, elf: elf, images: images, elfOffsets: elfOffsets, at: now)
             guard let object = try Self.fetchObject(db, id: id) else {
@@ -99,7 +99,7 @@ extension DepotStore {
 
     // MARK: - Rows
 
-    static let objectColumns = "id, name, size, created_at, current_revision"
+    static let objectColumns = "id, name, size, created_at, current_revision, signer"
 
     static func fetchObject(_ db: Database, id: String) throws -> StoredObject? {
         try Row.fetchOne(db, sql: "SELECT \(objectColumns) FROM objects WHERE id = ?", arguments: [id])
@@ -111,7 +111,8 @@ extension DepotStore {
                      name: try row.decode(forColumn: "name"),
                      size: try row.decode(forColumn: "size"),
                      created: try row.time("created_at"),
-                     currentRevision: try row.decode(forColumn: "current_revision"))
+                     currentRevision: try row.decode(forColumn: "current_revision"),
+                     signer: row["signer"])
     }
 
     static func checkSectionNames(_ images: [SectionImage]) throws(StoreError) {

@@ -11,6 +11,8 @@ public struct StoredObject: Sendable, Equatable {
     public var created: Date
     /// The revision whose images a load uses unless told otherwise.
     public var currentRevision: Int
+    /// The trusted key that signed the upload (`serve --trusted-keys`), if one was required.
+    public var signer: String? = nil
 }
 
 /// One section's initial image: what the kernel map holding it is filled with at load time.

@@ -19,6 +19,9 @@ struct Serve: ParsableCommand {
     @Option(help: "File holding the bearer token required for mutating requests (or set BPFDEPOT_TOKEN).")
     var tokenFile: String?
 
+    @Option(help: "File of Ed25519 public keys (NAME BASE64 per line, from `bpfdepot sign keygen`): uploads must carry an X-Object-Signature by one of them.")
+    var trustedKeys: String?
+
     @Option(help: "Largest accepted request body, in bytes.")
     var maxBody = HTTPServerConfiguration.defaultMaxBodyBytes
 
@@ -83,6 +86,13 @@ struct Serve: ParsableCommand {
             }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        var keys: TrustedKeys?
+        if let trustedKeys {
+            guard let text = try? String(contentsOfFile: trustedKeys, encoding: .utf8) else {
+                throw ValidationError("--trusted-keys: cannot read '\(trustedKeys)'")
+            }
+            do { keys = try TrustedKeys(text: text) } catch { throw ValidationError("--trusted-keys: \(error)") }
+        }
         var tls: HTTPServerConfiguration.TLS?
         switch (tlsCert, tlsKey) {
         case (nil, nil): break
@@ -115,7 +125,8 @@ struct Serve: ParsableCommand {
         }
         let depot = Depot(store: store, pinRoot: root,
                           limits: DepotLimits(maxConcurrentLoads: maxConcurrentLoads, maxArenaBytes: maxArenaBytes),
-                          metrics: DepotMetrics(factory: metrics.factory), requestedPinRoot: pinRoot.isEmpty ? nil : pinRoot)
+                          metrics: DepotMetrics(factory: metrics.factory), requestedPinRoot: pinRoot.isEmpty ? nil : pinRoot,
+                          trustedKeys: keys)
         do {
             let report = try depot.recover()
             for outcome in report.outcomes {
