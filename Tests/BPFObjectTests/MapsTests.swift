@@ -82,7 +82,7 @@ import Testing
         guard case .object(let top) = json else { Issue.record("not an object"); return }
         #expect(top.map(\.0) == ["name", "license", "maps", "programs", "variables", "externs"])
         guard case .object(let map)? = json["maps"]?[0] else { Issue.record("no map"); return }
-        #expect(map.map(\.0) == ["name", "type", "keySize", "valueSize", "maxEntries", "flags", "mapExtra", "section", "initialValueSize"])
+        #expect(map.map(\.0) == ["name", "kernelName", "type", "keySize", "valueSize", "maxEntries", "flags", "mapExtra", "section", "initialValueSize"])
         guard case .object(let prog)? = json["programs"]?[3] else { Issue.record("no program"); return }
         #expect(prog.map(\.0) == ["name", "section", "type", "attachType", "instructions", "autoload"])
         #expect(json["programs"]?[3]?["attachType"] == .string("trace_raw_tp"))

@@ -113,7 +113,7 @@ import Testing
         #expect(try store.elf(objectID: id) == [0x7f, 0x45, 0x4c, 0x46])
         // The ELF is a row of its own, so reading or moving the current revision does not walk its pages.
         #expect(try store.readStrings("SELECT name FROM pragma_table_info('objects') ORDER BY cid")
-            == ["id", "name", "size", "created_at", "current_revision"])
+            == ["id", "name", "size", "created_at", "current_revision", "signer"])
         // The rules of the rebuilt table still hold.
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET current_revision = 1") }
         #expect(throws: StoreError.self) { try store.executeRaw("UPDATE objects SET size = 1") }
