@@ -48,16 +48,17 @@ extension DepotRoutes {
     /// `interval=500ms`, `2s`, or a number of seconds; 50 ms to 60 s, 1 s by default.
     static func intervalParameter(_ req: HTTPRequest) throws(HTTPProblem) -> Duration {
         guard let text = req.query["interval"] else { return WatchSpec.defaultInterval }
-        let d: Duration?
-        if text.hasSuffix("ms"), let n = Int(text.dropLast(2)) {
-            d = .milliseconds(n)
-        } else if text.hasSuffix("s"), let n = Double(text.dropLast()) {
-            d = n.isFinite ? .milliseconds(Int64((n * 1000).rounded())) : nil
-        } else if let n = Double(text), n.isFinite {
-            d = .milliseconds(Int64((n * 1000).rounded()))
+        // Milliseconds, checked as a number before any conversion (1e308s must not trap).
+        var ms: Double?
+        if text.hasSuffix("ms") {
+            ms = Double(text.dropLast(2))
+        } else if text.hasSuffix("s") {
+            ms = Double(text.dropLast()).map { $0 * 1000 }
         } else {
-            d = nil
+            ms = Double(text).map { $0 * 1000 }
         }
+        var d: Duration?
+        if let ms, ms.isFinite, ms >= 50, ms <= 60_000 { d = .milliseconds(Int64(ms.rounded())) }
         guard let d, d >= WatchSpec.minimumInterval, d <= WatchSpec.maximumInterval else {
             throw badParameter("interval", "a duration from 50ms to 60s such as 500ms or 2s", text)
         }
