@@ -48,6 +48,7 @@ let package = Package(
         // HTTP: server, routing, JSON, auth, problem+json.
         .target(name: "DepotHTTP", dependencies: [
             "CMicroHTTPD", "BPFObject", "DepotCore",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -209,6 +209,8 @@ check "service mount namespace: / and /proc/sys read-only, /sys/fs/bpf and /var/
 check "the token reaches the service as a credential" test -r /run/credentials/bpfdepot.service/token
 unauthorized() { [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @/results/service_arena.o "$B/v1/objects?name=x.o") == 401 ]]; }
 check "an upload without the token is refused (401)" unauthorized
+anonymous_read() { [[ $(curl -s -o /dev/null -w '%{http_code}' "$B/v1/objects") == 401 ]]; }
+check "a read without the token is refused too (401)" anonymous_read
 
 arena() {
     local id load retval value
@@ -217,7 +219,7 @@ arena() {
     load=$(curl -fsS -X POST "${auth[@]}" "$B/v1/objects/$id/loads" | json id)
     [[ -n $(ls /sys/fs/bpf/bpfdepot/$load/maps) ]] || { echo "no pins under /sys/fs/bpf/bpfdepot/$load"; return 1; }
     retval=$(curl -fsS -X POST "${auth[@]}" "$B/v1/loads/$load/programs/svc_run/run" | json retval)
-    value=$(curl -fsS "$B/v1/loads/$load/variables/svc_counter" | json value)
+    value=$(curl -fsS "${auth[@]}" "$B/v1/loads/$load/variables/svc_counter" | json value)
     [[ $retval == 42 && $value == 42 ]] || { echo "retval $retval, svc_counter $value (expected 42, 42)"; return 1; }
     curl -fsS -X DELETE "${auth[@]}" "$B/v1/loads/$load" >/dev/null
     [[ ! -e /sys/fs/bpf/bpfdepot/$load ]] || { echo "pins left after unload"; return 1; }
@@ -231,7 +233,7 @@ data() {
     load=$(curl -fsS -X POST "${auth[@]}" "$B/v1/objects/$id/loads" | json id)
     [[ -n $(ls /sys/fs/bpf/bpfdepot/$load/maps) ]] || { echo "no pins under /sys/fs/bpf/bpfdepot/$load"; return 1; }
     retval=$(curl -fsS -X POST "${auth[@]}" "$B/v1/loads/$load/programs/compute/run" | json retval)
-    value=$(curl -fsS "$B/v1/loads/$load/variables/input" | json value)
+    value=$(curl -fsS "${auth[@]}" "$B/v1/loads/$load/variables/input" | json value)
     [[ $retval == 116 && $value == 42 ]] || { echo "retval $retval, input $value (expected 116, 42)"; return 1; }
     curl -fsS -X DELETE "${auth[@]}" "$B/v1/loads/$load" >/dev/null
     [[ ! -e /sys/fs/bpf/bpfdepot/$load ]] || { echo "pins left after unload"; return 1; }
@@ -263,7 +265,7 @@ remount() {
     mountpoint -q /sys/fs/bpf || { echo "bpffs not mounted again"; return 1; }
     pid=$(main_pid)
     writable_bpffs || { echo "service sees no writable bpffs"; grep bpf /proc/$pid/mountinfo; return 1; }
-    [[ $(curl -fsS "$B/v1/objects" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["objects"] if isinstance(d, dict) else d))') -ge 2 ]] ||
+    [[ $(curl -fsS "${auth[@]}" "$B/v1/objects" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["objects"] if isinstance(d, dict) else d))') -ge 2 ]] ||
         { echo "objects lost across the restart"; return 1; }
     round_trip
 }
@@ -494,7 +496,7 @@ arena_round_trip() {
     [[ -d "$pins" && $(stat -f -c %T "$pins") == bpf_fs && -n $(ls "$pins") ]] || { echo "no pins on bpffs at $pins"; return 1; }
     local retval value
     retval=$(curl -fsS -X POST "${auth[@]}" "$base/v1/loads/$load/programs/svc_run/run" | json retval)
-    value=$(curl -fsS "$base/v1/loads/$load/variables/svc_counter" | json value)
+    value=$(curl -fsS "${auth[@]}" "$base/v1/loads/$load/variables/svc_counter" | json value)
     [[ "$retval" == 42 && "$value" == 42 ]] || { echo "svc_run: expected retval 42 and svc_counter 42, found $retval and $value"; return 1; }
     curl -fsS -X DELETE "${auth[@]}" "$base/v1/loads/$load" >/dev/null
     [[ ! -e "$pins" ]] || { echo "$pins is still there after the unload"; return 1; }
@@ -510,7 +512,7 @@ data_round_trip() {
     pins=$pin_root/$load
     [[ -d "$pins" && $(stat -f -c %T "$pins") == bpf_fs && -n $(ls "$pins") ]] || { echo "no pins on bpffs at $pins"; return 1; }
     retval=$(curl -fsS -X POST "${auth[@]}" "$base/v1/loads/$load/programs/compute/run" | json retval)
-    value=$(curl -fsS "$base/v1/loads/$load/variables/input" | json value)
+    value=$(curl -fsS "${auth[@]}" "$base/v1/loads/$load/variables/input" | json value)
     [[ "$retval" == 116 && "$value" == 42 ]] || { echo "compute: expected retval 116 and input 42, found $retval and $value"; return 1; }
     curl -fsS -X DELETE "${auth[@]}" "$base/v1/loads/$load" >/dev/null
     [[ ! -e "$pins" ]] || { echo "$pins is still there after the unload"; return 1; }

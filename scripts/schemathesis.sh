@@ -118,7 +118,7 @@ arena=$(post "/v1/objects?name=arena.bpf.o" -H 'Content-Type: application/octet-
 globals=$(post "/v1/objects?name=globals.bpf.o" -H 'Content-Type: application/octet-stream' --data-binary "@$work/globals.o")
 doomed=$(post "/v1/objects?name=maps.bpf.o" -H 'Content-Type: application/octet-stream' --data-binary "@$work/maps.o")
 # Whether this kernel lets the server create arena maps, as GET /v1/system says.
-arena_maps=$(curl -fsS "$base/v1/system" | python3 -c '
+arena_maps=$(curl -fsS "${auth[@]}" "$base/v1/system" | python3 -c '
 import json, sys
 print(next(f for f in json.load(sys.stdin)["features"] if f["name"] == "arena_maps")["available"])')
 if [[ "$arena_maps" == True ]]; then

@@ -1,6 +1,6 @@
-/// The shared secret that guards mutating requests.
+/// The single shared secret of `--token-file`: one `admin` credential (see `Credentials`).
 public struct BearerToken: Sendable {
-    private let bytes: [UInt8]
+    let bytes: [UInt8]
 
     /// Nil for an empty token: an empty secret would guard nothing.
     public init?(_ token: String) {

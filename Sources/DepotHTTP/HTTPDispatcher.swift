@@ -9,7 +9,10 @@ import Logging
 /// whole path synchronously, which is how tests exercise it without a socket.
 public struct HTTPDispatcher: Sendable {
     public let router: Router
-    public let bearerToken: BearerToken?
+    /// The tokens requests must carry (nil: no authentication, loopback only).
+    public let credentials: Credentials?
+    /// `GET /metrics` without a credential even when there are credentials (`--public-metrics`).
+    public let publicMetrics: Bool
     public let maxBodyBytes: Int
     /// Request counts and latencies by route pattern, method and status; nil: not counted.
     public let metrics: ServiceMetrics?
@@ -21,10 +24,12 @@ public struct HTTPDispatcher: Sendable {
     /// the instructions.
     private let accessLines: LineLogHandler?
 
-    public init(router: Router, bearerToken: BearerToken? = nil, maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes,
+    public init(router: Router, bearerToken: BearerToken? = nil, credentials: Credentials? = nil, publicMetrics: Bool = false,
+                maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes,
                 metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
         self.router = router
-        self.bearerToken = bearerToken
+        self.credentials = credentials ?? bearerToken.flatMap { Credentials(token: String(decoding: $0.bytes, as: UTF8.self)) }
+        self.publicMetrics = publicMetrics
         self.maxBodyBytes = maxBodyBytes
         self.metrics = metrics
         self.logger = logger
@@ -47,9 +52,14 @@ public struct HTTPDispatcher: Sendable {
     func admit(_ head: inout HTTPRequest) -> (Admission, route: String) {
         let (match, pattern) = router.resolve(head.method, segments: head.pathSegments)
         let route = pattern ?? ServiceMetrics.unmatchedRoute
-        if let token = bearerToken, head.method.isMutating,
-           let why = token.rejection(ofAuthorization: head.headers["Authorization"]) {
-            return (.reject(.unauthorized(why)), route)
+        if let credentials, let needed = requiredScope(head.method, route: route) {
+            switch credentials.identify(authorization: head.headers["Authorization"]) {
+            case .failure(let f):
+                return (.reject(.unauthorized(f.reason)), route)
+            case .success(let client):
+                if client.scope < needed { return (.reject(.forbidden(needed: needed, client: client)), route) }
+                head.client = client
+            }
         }
         if let declared = head.headers["Content-Length"], let n = Int(declared.trimmingOWS), n > maxBodyBytes {
             return (.reject(.contentTooLarge(limit: maxBodyBytes, found: "a content-length of \(n)")), route)
@@ -65,6 +75,23 @@ public struct HTTPDispatcher: Sendable {
         }
     }
 
+    /// Routes that answer without a credential: liveness, and the page (which holds no data;
+    /// its API calls carry the token).
+    static let openRoutes: Set<String> = ["/healthz", "/ui", "/ui/app.js", "/ui/app.css", "/openapi.yaml"]
+    /// Deletes that need `admin`: objects, unloads, detaches.
+    static let adminDeletes: Set<String> = ["/v1/objects/{id}", "/v1/loads/{id}", "/v1/links/{id}"]
+    static let adminReads: Set<String> = ["/v1/audit"]
+
+    /// The scope a request needs when the server has credentials; nil when it needs none.
+    func requiredScope(_ method: HTTPMethod, route: String) -> Scope? {
+        if Self.openRoutes.contains(route) { return nil }
+        if route == "/metrics" { return publicMetrics ? nil : .read }
+        if Self.adminReads.contains(route) { return .admin }
+        if !method.isMutating { return .read }
+        if method == .DELETE && Self.adminDeletes.contains(route) { return .admin }
+        return .write
+    }
+
     /// A GET route's fast path (see `FastPath`), tried once a request passed every check that
     /// comes before routing and announces no body: its answer and the route's pattern, or nil
     /// to admit the request the ordinary way. Neither a bearer token (GET does not need one) nor
@@ -74,8 +101,14 @@ public struct HTTPDispatcher: Sendable {
         let path = RequestTarget.split(target).path
         // A query asks for more than the plain read a fast path gives (`?watch=1`).
         guard path.endIndex == target.endIndex, let segments = RequestTarget.segments(path),
-              let (fast, parameters, pattern) = router.fastPath(segments: segments),
-              let response = fast(parameters, headers) else { return nil }
+              let (fast, parameters, pattern) = router.fastPath(segments: segments) else { return nil }
+        // With credentials the read must carry one; without, the ordinary path says why (401).
+        if let credentials, let needed = requiredScope(.GET, route: pattern) {
+            guard case .success(let client) = credentials.identify(authorization: headers["Authorization"]), client.scope >= needed else {
+                return nil
+            }
+        }
+        guard let response = fast(parameters, headers) else { return nil }
         return (response, pattern, target)
     }
 

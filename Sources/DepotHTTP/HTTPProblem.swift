@@ -82,6 +82,14 @@ extension HTTPProblem {
             headers: ["WWW-Authenticate": "Bearer"])
     }
 
+    static func forbidden(needed: Scope, client: Client) -> HTTPProblem {
+        HTTPProblem(
+            status: .forbidden, type: "forbidden",
+            detail: "expected a credential with scope '\(needed)' or more, found '\(client.name)' with scope '\(client.scope)'",
+            extensions: [("requiredScope", .string(needed.description)), ("scope", .string(client.scope.description)),
+                         ("client", .string(client.name))])
+    }
+
     static func contentTooLarge(limit: Int, found: String) -> HTTPProblem {
         HTTPProblem(
             status: .contentTooLarge, type: "content-too-large",

@@ -38,6 +38,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// `host:port` of the peer (`[v6]:port` for IPv6), when known.
     public var remoteAddress: String?
+    /// Who presented the request's credential (nil when the server has none).
+    public var client: Client?
     /// Echoed as `X-Request-Id` on the response.
     public var id: String
     /// Values of the route's `{name}` segments, filled in by the router.

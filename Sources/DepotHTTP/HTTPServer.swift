@@ -49,6 +49,7 @@ public final class HTTPServer: Sendable {
         self.configuration = configuration
         self.dispatcher = HTTPDispatcher(
             router: router, bearerToken: configuration.bearerToken.flatMap(BearerToken.init),
+            credentials: configuration.credentials, publicMetrics: configuration.publicMetrics,
             maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger)
     }
 

@@ -83,6 +83,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var watchHeartbeat: Duration = .seconds(15)
     /// When set, POST/PUT/PATCH/DELETE need `Authorization: Bearer <token>`.
     public var bearerToken: String?
+    /// Named tokens with scopes (`--tokens-file`); with `bearerToken` too, these win.
+    public var credentials: Credentials?
+    /// `GET /metrics` open even with credentials (`--public-metrics`).
+    public var publicMetrics = false
     public var tls: TLS?
     /// How long `stop()` waits for in-flight deferred requests.
     public var stopGraceSeconds: Double
@@ -126,7 +130,7 @@ public struct HTTPServerConfiguration: Sendable {
             throw .invalidHost(listen.host)
         }
         if let token = bearerToken, token.isEmpty { throw .emptyBearerToken }
-        if !address.isLoopback && bearerToken == nil {
+        if !address.isLoopback && bearerToken == nil && credentials == nil {
             throw .nonLoopbackWithoutToken(listen: listen.description)
         }
         let limits: [(String, Int, ClosedRange<Int>)] = [

@@ -21,9 +21,14 @@ info:
 
     Requests that are refused before any handler runs:
 
-    * `401` on every `POST`, `PUT`, `PATCH` and `DELETE` when the server has a bearer token
-      (`--token-file` or `BPFDEPOT_TOKEN`) and the request does not present it. A server without
-      a token accepts any request (it should then listen on loopback only).
+    * `401` on every request but `/healthz`, `/openapi.yaml` and the page (`/ui`) when the
+      server has credentials (`--tokens-file`, `--token-file` or `BPFDEPOT_TOKEN`) and the request
+      presents none of them (`/metrics` too, unless `--public-metrics`). A server without
+      credentials accepts any request (it then listens on loopback only).
+    * `403` when the token's scope is too small (`forbidden`, with `requiredScope`, `scope` and
+      `client`): `read` allows every `GET`; `write` also uploads, patches, image writes, loads,
+      runs, links, live and map writes; `admin` also deletes objects, unloads, detaches links
+      and reads the audit log. The single token of `--token-file` is `admin`.
     * `404` for a path no route has, `405` (with `Allow`) for a path that exists but not for the
       method (`HEAD` is answered like `GET`).
     * `413` for a declared or actual body larger than `--max-body` (64 MiB by default).

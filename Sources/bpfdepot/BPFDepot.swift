@@ -7,7 +7,7 @@ struct BPFDepot: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bpfdepot",
         abstract: "Manage BPF objects: parse, store, patch, load.",
-        subcommands: [Serve.self, Migrate.self, Inspect.self, Load.self, Features.self, Sign.self])
+        subcommands: [Serve.self, Migrate.self, Inspect.self, Load.self, Features.self, Sign.self, Token.self])
 }
 
 /// Errors the command line reports without a stack trace.

@@ -16,8 +16,14 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on: HOST:PORT (port 0 picks a free one).")
     var listen = "127.0.0.1:8080"
 
-    @Option(help: "File holding the bearer token required for mutating requests (or set BPFDEPOT_TOKEN).")
+    @Option(help: "File holding one bearer token (or set BPFDEPOT_TOKEN): scope admin, needed by every request but /healthz.")
     var tokenFile: String?
+
+    @Option(help: "File of named tokens with scopes (NAME SCOPE SHA256 per line, from `bpfdepot token add`): read, write or admin.")
+    var tokensFile: String?
+
+    @Flag(help: "Answer GET /metrics without a credential even when tokens are configured.")
+    var publicMetrics = false
 
     @Option(help: "File of Ed25519 public keys (NAME BASE64 per line, from `bpfdepot sign keygen`): uploads must carry an X-Object-Signature by one of them.")
     var trustedKeys: String?
@@ -86,6 +92,14 @@ struct Serve: ParsableCommand {
             }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        var credentials: Credentials?
+        if let tokensFile {
+            guard let text = try? String(contentsOfFile: tokensFile, encoding: .utf8) else {
+                throw ValidationError("--tokens-file: cannot read '\(tokensFile)'")
+            }
+            do { credentials = try Credentials(fileText: text) } catch { throw ValidationError("--tokens-file: \(error)") }
+            if token != nil { throw ValidationError("--tokens-file and --token-file (or BPFDEPOT_TOKEN): choose one") }
+        }
         var keys: TrustedKeys?
         if let trustedKeys {
             guard let text = try? String(contentsOfFile: trustedKeys, encoding: .utf8) else {
@@ -110,6 +124,8 @@ struct Serve: ParsableCommand {
         config.headerTimeoutSeconds = headerTimeout
         config.requestsPerSecondPerClient = rateLimit
         config.maxWatchers = maxWatchers
+        config.credentials = credentials
+        config.publicMetrics = publicMetrics
         do { try config.validate() } catch { throw CLIError(description: "\(error)") }
 
         let store: DepotStore

@@ -117,7 +117,8 @@ import Testing
         #expect(right.status == 200)
         #expect(right.text == "x")
 
-        #expect(try Curl.get(s.url("/ping")).status == 200, "reads need no token")
+        #expect(try Curl.get(s.url("/ping")).status == 401, "reads need the token too")
+        #expect(try Curl.get(s.url("/ping"), ["-H", "Authorization: Bearer s3cret-token"]).status == 200)
     }
 
     @Test func keepAliveAcrossImmediateAndDeferred() throws {

@@ -119,8 +119,9 @@ import Testing
         return HTTPDispatcher(router: r, bearerToken: BearerToken("s3cret"), maxBodyBytes: 16)
     }()
 
-    @Test func readsNeedNoToken() throws {
-        let r = dispatcher.respond(to: try request(.GET, "/objects"))
+    @Test func readsNeedTheTokenToo() throws {
+        #expect(dispatcher.respond(to: try request(.GET, "/objects")).status == .unauthorized)
+        let r = dispatcher.respond(to: try request(.GET, "/objects", headers: ["Authorization": "Bearer s3cret"]))
         #expect(r.status == .ok)
         #expect(r.headers["X-Request-Id"] == "local")
     }
@@ -128,8 +129,8 @@ import Testing
     @Test(arguments: [
         (nil as String?, "expected an authorization header with a bearer token, found none"),
         ("Basic czNjcmV0", "expected the bearer authorization scheme, found \"Basic\""),
-        ("Bearer s3cre", "expected the configured bearer token, found a different one"),
-        ("Bearer s3cret2", "expected the configured bearer token, found a different one"),
+        ("Bearer s3cre", "expected a configured bearer token, found one that is not"),
+        ("Bearer s3cret2", "expected a configured bearer token, found one that is not"),
         ("Bearer ", "expected a token after the bearer scheme, found none"),
         ("Bearerish s3cret", "expected the bearer authorization scheme, found \"Bearerish\""),
     ])

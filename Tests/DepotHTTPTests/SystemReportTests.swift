@@ -137,7 +137,7 @@ import Testing
             c.workerThreads = workers
         }
         defer { server.stop() }
-        let r = try Curl.get(server.url("/v1/system"))
+        let r = try Curl.get(server.url("/v1/system"), ["-H", "Authorization: Bearer s3cret"])
         #expect(r.status == 200, "\(r.text)")
         let o = try #require(jsonObject(r.body))
         #expect(jsonText(o["limits"]) == jsonText([

@@ -1,0 +1,145 @@
+import Crypto
+import Foundation
+
+/// What a credential may do. Each scope includes the ones below it.
+public enum Scope: Int, Sendable, Comparable, CustomStringConvertible, CaseIterable {
+    /// Every GET.
+    case read = 1
+    /// Also uploads, patches, image writes, loads, runs, links, live writes and map writes.
+    case write = 2
+    /// Also deletes of objects, unloads, detaches, and the audit log.
+    case admin = 3
+
+    public static func < (a: Scope, b: Scope) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .read: "read"
+        case .write: "write"
+        case .admin: "admin"
+        }
+    }
+
+    public init?(name: String) {
+        guard let s = Scope.allCases.first(where: { $0.description == name }) else { return nil }
+        self = s
+    }
+}
+
+/// A client the server recognised: the token's name and its scope.
+public struct Client: Sendable, Equatable {
+    public let name: String
+    public let scope: Scope
+}
+
+/// Why a tokens file was refused.
+public enum CredentialsError: Error, Sendable, CustomStringConvertible, Equatable {
+    case badLine(number: Int, reason: String)
+    case empty
+
+    public var description: String {
+        switch self {
+        case .badLine(let n, let r): "tokens file, line \(n): \(r)"
+        case .empty: "tokens file: expected at least one token, found none"
+        }
+    }
+}
+
+/// The bearer tokens a server accepts, each with a name and a scope, kept as SHA-256 digests
+/// (a tokens file never holds a secret in clear). Lines: `NAME SCOPE SHA256HEX`; blank lines and
+/// `#` comments are skipped (`bpfdepot token add` appends lines). The single-token setting
+/// (`--token-file`, `BPFDEPOT_TOKEN`) is one `admin` credential named `token`.
+public struct Credentials: Sendable {
+    struct Entry: Sendable {
+        let name: String
+        let scope: Scope
+        let digest: [UInt8]
+    }
+
+    let entries: [Entry]
+
+    /// One admin token (the `--token-file` setting); nil for an empty secret.
+    public init?(token: String, name: String = "token") {
+        guard !token.isEmpty else { return nil }
+        entries = [Entry(name: name, scope: .admin, digest: Self.digest(Array(token.utf8)))]
+    }
+
+    public init(fileText: String) throws(CredentialsError) {
+        var entries: [Entry] = []
+        for (i, raw) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard f.count == 3 else { throw .badLine(number: i + 1, reason: "expected 'NAME SCOPE SHA256HEX', found \(f.count) fields") }
+            guard Self.isName(f[0]) else { throw .badLine(number: i + 1, reason: "a name is letters, digits and -_.@ (at most 64), found '\(f[0].prefix(64))'") }
+            guard let scope = Scope(name: f[1]) else { throw .badLine(number: i + 1, reason: "expected a scope of read, write or admin, found '\(f[1].prefix(32))'") }
+            guard f[2].count == 64, let digest = Self.hexBytes(f[2]) else {
+                throw .badLine(number: i + 1, reason: "expected the 64 hex digits of the token's SHA-256 (never the token itself)")
+            }
+            guard !entries.contains(where: { $0.name == f[0] }) else { throw .badLine(number: i + 1, reason: "'\(f[0])' named twice") }
+            entries.append(Entry(name: f[0], scope: scope, digest: digest))
+        }
+        guard !entries.isEmpty else { throw .empty }
+        self.entries = entries
+    }
+
+    public var names: [String] { entries.map(\.name) }
+
+    static func isName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) }
+    }
+
+    static func digest(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+
+    /// A tokens-file line for a new token.
+    public static func line(name: String, scope: Scope, token: String) -> String {
+        "\(name) \(scope) \(digest(Array(token.utf8)).map { String(format: "%02x", $0) }.joined())"
+    }
+
+    static func hexBytes(_ s: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        var it = s.utf8.makeIterator()
+        while let hi = it.next() {
+            guard let lo = it.next(), let h = nibble(hi), let l = nibble(lo) else { return nil }
+            out.append(h << 4 | l)
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// The client an `Authorization` header names, or the lowercase reason for a 401. The
+    /// presented token's digest is compared with every entry's in full (no early exit), so the
+    /// time taken says nothing about which entry, or how much of one, matched.
+    func identify(authorization header: String?) -> Result<Client, AuthFailure> {
+        guard let header else { return .failure(.init("expected an authorization header with a bearer token, found none")) }
+        let value = header.trimmingOWS
+        let scheme = value.prefix { $0 != " " && $0 != "\t" }
+        guard HTTPHeaders.same(String(scheme), "Bearer") else {
+            return .failure(.init("expected the bearer authorization scheme, found \"\(scheme.prefix(32))\""))
+        }
+        let presented = value.dropFirst(scheme.count).drop { $0 == " " || $0 == "\t" }
+        guard !presented.isEmpty else { return .failure(.init("expected a token after the bearer scheme, found none")) }
+        let d = Self.digest(Array(presented.utf8))
+        var found: Entry?
+        for e in entries {
+            var diff: UInt8 = 0
+            for i in 0..<32 { diff |= d[i] ^ e.digest[i] }
+            if diff == 0 { found = e }
+        }
+        guard let found else { return .failure(.init("expected a configured bearer token, found one that is not")) }
+        return .success(Client(name: found.name, scope: found.scope))
+    }
+}
+
+struct AuthFailure: Error, Sendable {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}

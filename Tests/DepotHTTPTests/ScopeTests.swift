@@ -1,0 +1,156 @@
+import BPFTestSupport
+import DepotCore
+import DepotHTTP
+@testable import DepotStore
+import Foundation
+import KernelTestSupport
+import Testing
+
+/// Scoped tokens, generated from the contract: every operation of openapi.yaml, asked with no
+/// credential, a wrong secret, and a read, write and admin token, answers as the scope rules
+/// say; refused requests change nothing in the database or the kernel.
+@Suite("scoped tokens", .serialized)
+struct ScopeTests {
+    struct Operation: CustomStringConvertible {
+        let method: HTTPMethod
+        let path: String
+        var description: String { "\(method.rawValue) \(path)" }
+    }
+
+    /// Every (method, path) of the embedded openapi.yaml.
+    static func operations() -> [Operation] {
+        var out: [Operation] = []
+        var path: String?
+        for line in OpenAPIDocument.yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()); continue }
+            if !line.hasPrefix(" ") { path = nil; continue }
+            guard let p = path, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") else { continue }
+            let verb = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+            if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(verb) {
+                let m = HTTPMethod(rawValue: String(verb))
+                out.append(Operation(method: m, path: p))
+            }
+        }
+        return out
+    }
+
+    /// What scope the rules give an operation; nil: open to all.
+    static func needed(_ op: Operation, publicMetrics: Bool = false) -> Scope? {
+        if ["/healthz", "/openapi.yaml", "/ui", "/ui/app.js", "/ui/app.css"].contains(op.path) { return nil }
+        if op.path == "/metrics" { return publicMetrics ? nil : .read }
+        if op.path == "/v1/audit" { return .admin }
+        if op.method == .GET { return .read }
+        if op.method == .DELETE && ["/v1/objects/{id}", "/v1/loads/{id}", "/v1/links/{id}"].contains(op.path) { return .admin }
+        return .write
+    }
+
+    static let secrets: [Scope: String] = [.read: "r-secret-1", .write: "w-secret-22", .admin: "a-secret-333"]
+
+    static func credentials() throws -> Credentials {
+        try Credentials(fileText: """
+            # tokens of the test
+            dashboard read \(Credentials.line(name: "x", scope: .read, token: secrets[.read]!).split(separator: " ")[2])
+            \(Credentials.line(name: "pipeline", scope: .write, token: secrets[.write]!))
+            \(Credentials.line(name: "operator", scope: .admin, token: secrets[.admin]!))
+            """)
+    }
+
+    @Test func everyOperationAnswersAsTheScopeRulesSay() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let d = HTTPDispatcher(router: f.router, credentials: try Self.credentials())
+        let ops = Self.operations()
+        #expect(ops.count >= 30, "the contract's operations: \(ops)")
+        // A stored object and a live load, so refused requests would have something to change.
+        let up = try ServiceRouterTests.call(d, .POST, "/v1/objects", headers: ["Authorization": "Bearer \(Self.secrets[.write]!)"],
+                                             body: try Fixtures.bytes("globals"))
+        let oid = try #require(jsonObject(up.body)?["id"] as? String)
+        _ = try f.snapshot()
+        let before = try f.snapshot()
+
+        let cases: [(String, String?, Scope?)] = [
+            ("no credential", nil, nil), ("a wrong secret", "Bearer not-a-token", nil),
+            ("read", "Bearer \(Self.secrets[.read]!)", .read), ("write", "Bearer \(Self.secrets[.write]!)", .write),
+            ("admin", "Bearer \(Self.secrets[.admin]!)", .admin),
+        ]
+        for op in ops {
+            let target = op.path.replacingOccurrences(of: "{id}", with: op.path.hasPrefix("/v1/objects") ? oid : "999999")
+                .replacingOccurrences(of: "{name}", with: "nope").replacingOccurrences(of: "{section}", with: ".data")
+                .replacingOccurrences(of: "{map}", with: "nope").replacingOccurrences(of: "{key}", with: "0")
+            let need = Self.needed(op)
+            for (label, auth, scope) in cases {
+                var headers: HTTPHeaders = [:]
+                if let auth { headers.add("Authorization", auth) }
+                // Only refusals are sent for real: an allowed mutation would change things.
+                let refused = need.map { n in scope.map { $0 < n } ?? true } ?? false
+                if op.method != .GET && !refused { continue }
+                let r = try ServiceRouterTests.call(d, op.method, target, headers: headers, body: op.method == .GET ? [] : Array("{}".utf8))
+                let expected: Int? = !refused ? nil : (scope == nil ? 401 : 403)
+                if let expected {
+                    #expect(r.status == expected, "\(op) with \(label): \(r.status) \(r.text.prefix(200))")
+                    if expected == 403 {
+                        #expect((jsonObject(r.body)?["requiredScope"] as? String) == need?.description, "\(op) with \(label)")
+                    }
+                } else {
+                    #expect(r.status != 401 && r.status != 403, "\(op) with \(label): \(r.status) \(r.text.prefix(200))")
+                }
+            }
+        }
+        #expect(try f.snapshot() == before, "refused requests changed the database")
+    }
+
+    @Test(.needsBPF) func theFastPathAndWritesOverASocketFollowTheRules() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server { $0.credentials = try? Self.credentials() }
+        defer { s.stop() }
+        let admin = ServiceClient(s, token: Self.secrets[.admin]), reader = ServiceClient(s, token: Self.secrets[.read])
+        let writer = ServiceClient(s, token: Self.secrets[.write]), nobody = ServiceClient(s)
+        let (_, load) = try ObservabilityTests.uploadAndLoad(writer, "globals_run")
+        // The live-variable read answered on MHD's thread checks the token like any other.
+        #expect(try nobody.get("/v1/loads/\(load)/variables/input").status == 401)
+        #expect(try reader.get("/v1/loads/\(load)/variables/input").status == 200)
+        #expect(try nobody.get("/metrics").status == 401 && reader.get("/metrics").status == 200)
+        #expect(try nobody.get("/healthz").status == 200)
+        // read cannot write; write cannot unload; admin can.
+        #expect(try reader.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 1}"#).status == 403)
+        #expect(try writer.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 1}"#).status == 200)
+        let denied = try writer.send("DELETE", "/v1/loads/\(load)")
+        #expect(denied.status == 403 && denied.json["client"] as? String == "pipeline", "\(denied.text)")
+        #expect(try admin.send("DELETE", "/v1/loads/\(load)").status == 204)
+    }
+
+    @Test func publicMetricsOpensOnlyMetrics() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let d = HTTPDispatcher(router: f.router, credentials: try Self.credentials(), publicMetrics: true)
+        #expect(try ServiceRouterTests.call(d, .GET, "/metrics").status == 200)
+        #expect(try ServiceRouterTests.call(d, .GET, "/v1/objects").status == 401)
+    }
+
+    @Test func tokenAddPrintsTheSecretOnceAndStoresOnlyItsHash() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bpfdepot-tokens-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/tokens"
+        let a = try runProcess(ServeProcess.binary, ["token", "add", "grafana", "--scope", "read", "--file", file])
+        let b = try runProcess(ServeProcess.binary, ["token", "add", "ci", "--scope", "write", "--file", file])
+        #expect(a.code == 0 && b.code == 0, "\(a.err)\(b.err)")
+        let secret = a.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(secret.count >= 40)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(!text.contains(secret), "the file holds no secret")
+        let mode = (try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        let creds = try Credentials(fileText: text)
+        #expect(creds.names == ["grafana", "ci"])
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let d = HTTPDispatcher(router: f.router, credentials: creds)
+        #expect(try ServiceRouterTests.call(d, .GET, "/v1/objects", headers: ["Authorization": "Bearer \(secret)"]).status == 200)
+        #expect(try ServiceRouterTests.call(d, .POST, "/v1/objects", headers: ["Authorization": "Bearer \(secret)"]).status == 403)
+        let again = try runProcess(ServeProcess.binary, ["token", "add", "grafana", "--scope", "admin", "--file", file])
+        #expect(again.code != 0, "a name is used once")
+        #expect(throws: CredentialsError.self) { try Credentials(fileText: "x read \(secret)") }
+    }
+}
