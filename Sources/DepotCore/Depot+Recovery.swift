@@ -8,13 +8,18 @@ public struct DepotLimits: Sendable, Equatable {
     public var maxConcurrentLoads: Int
     /// Arena memory (pages × page size of every live load's arena) the service may hold.
     public var maxArenaBytes: UInt64
+    /// Audit rows older than this many days are pruned.
+    public var auditRetentionDays: Int
 
     public static let defaultMaxConcurrentLoads = 4
     public static let defaultMaxArenaBytes: UInt64 = 16 << 30
+    public static let defaultAuditRetentionDays = 90
 
-    public init(maxConcurrentLoads: Int = defaultMaxConcurrentLoads, maxArenaBytes: UInt64 = defaultMaxArenaBytes) {
+    public init(maxConcurrentLoads: Int = defaultMaxConcurrentLoads, maxArenaBytes: UInt64 = defaultMaxArenaBytes,
+                auditRetentionDays: Int = defaultAuditRetentionDays) {
         self.maxConcurrentLoads = maxConcurrentLoads
         self.maxArenaBytes = maxArenaBytes
+        self.auditRetentionDays = auditRetentionDays
     }
 }
 

@@ -19,6 +19,8 @@ public final class Depot: Sendable {
     public let metrics: DepotMetrics
     /// Loads in progress and arena bytes held by live loads, against `limits`.
     let budget = Mutex(LoadBudget())
+    /// Audit rows written by this process (every 1,000th prunes old ones).
+    let auditRows = Atomic<Int>(0)
 
     /// The pin root the service was asked for (`serve --pin-root`), whether or not it could be
     /// prepared: `systemReport()` shows it beside whether loads are pinned.

@@ -1,5 +1,6 @@
 import BPFObject
 import DepotCore
+import DepotStore
 import Foundation
 
 /// The `/v1` API over a `Depot`. Handlers decode, call the domain, encode; reads of live memory
@@ -197,8 +198,35 @@ public enum DepotRoutes {
             return liveVariable(live) { condition?.matchesWeakly($0) ?? false }
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
-            let values = try depot.writeLive(loadID: try loadID(req), values: try objectBody(req))
-            return .json(.object([("variables", .array(values.map(\.json)))]))
+            let id = try loadID(req)
+            let body = try objectBody(req)
+            // The old values for the audit trail (unknown names fail in the write, as before).
+            let old = (try? depot.liveVariables(loadID: id, names: body.map(\.0))) ?? []
+            let values = try depot.writeLive(loadID: id, values: body)
+            var response = HTTPResponse.json(.object([("variables", .array(values.map(\.json)))]))
+            response.auditChange = .object([("variables", .array(values.map { v in
+                .object([("name", .string(v.spec.name)), ("old", old.first { $0.spec.name == v.spec.name }?.value ?? .null),
+                         ("new", v.value)])
+            }))])
+            return response
+        })
+        // The audit trail, newest first (admin scope when the server has credentials).
+        r.get("/v1/audit", .deferred { req in
+            var filter = AuditFilter()
+            filter.limit = try intParameter(req, "limit", default: 100, range: 1...1000)
+            if let v = req.query["load"] { guard let n = Int64(v) else { throw badParameter("load", "a load id", v) }; filter.loadID = n }
+            filter.objectID = req.query["object"]
+            filter.client = req.query["client"]
+            if let v = req.query["before"] { guard let n = Int64(v) else { throw badParameter("before", "an audit row id", v) }; filter.before = n }
+            for (name, keyPath) in [("since", \AuditFilter.since), ("until", \AuditFilter.until)] {
+                guard let v = req.query[name] else { continue }
+                guard let date = ISO8601DateFormatter().date(from: v) else { throw badParameter(name, "an ISO 8601 time such as 2026-12-04T10:00:00Z", v) }
+                filter[keyPath: keyPath] = date
+            }
+            let rows = try depot.audit(filter)
+            var members: [(String, JSONValue)] = [("entries", .array(rows.map(\.json)))]
+            if rows.count == filter.limit, let last = rows.last { members.append(("next", .string("/v1/audit?limit=\(filter.limit)&before=\(last.id)"))) }
+            return .json(.object(members))
         })
         // Which live variables `GET /metrics` exports as bpfdepot_variable gauges.
         r.get("/v1/loads/{id}/metrics", .deferred { req in

@@ -1,4 +1,5 @@
 import BPFObject
+import DepotStore
 import Logging
 
 /// What every request goes through before and after its handler: routing, the bearer token,
@@ -14,6 +15,8 @@ public struct HTTPDispatcher: Sendable {
     /// `GET /metrics` without a credential even when there are credentials (`--public-metrics`).
     public let publicMetrics: Bool
     public let maxBodyBytes: Int
+    /// Where audit rows go (every mutation, and every request refused for its credential).
+    public let audit: (@Sendable (AuditRecord) -> Void)?
     /// Request counts and latencies by route pattern, method and status; nil: not counted.
     public let metrics: ServiceMetrics?
     /// One access line per request (info; error with the problem's detail for 5xx) and a
@@ -26,8 +29,9 @@ public struct HTTPDispatcher: Sendable {
 
     public init(router: Router, bearerToken: BearerToken? = nil, credentials: Credentials? = nil, publicMetrics: Bool = false,
                 maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes,
-                metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
+                metrics: ServiceMetrics? = nil, logger: Logger? = nil, audit: (@Sendable (AuditRecord) -> Void)? = nil) {
         self.router = router
+        self.audit = audit
         self.credentials = credentials ?? bearerToken.flatMap { Credentials(token: String(decoding: $0.bytes, as: UTF8.self)) }
         self.publicMetrics = publicMetrics
         self.maxBodyBytes = maxBodyBytes
@@ -52,13 +56,14 @@ public struct HTTPDispatcher: Sendable {
     func admit(_ head: inout HTTPRequest) -> (Admission, route: String) {
         let (match, pattern) = router.resolve(head.method, segments: head.pathSegments)
         let route = pattern ?? ServiceMetrics.unmatchedRoute
+        head.route = route
         if let credentials, let needed = requiredScope(head.method, route: route) {
             switch credentials.identify(authorization: head.headers["Authorization"]) {
             case .failure(let f):
                 return (.reject(.unauthorized(f.reason)), route)
             case .success(let client):
-                if client.scope < needed { return (.reject(.forbidden(needed: needed, client: client)), route) }
                 head.client = client
+                if client.scope < needed { return (.reject(.forbidden(needed: needed, client: client)), route) }
             }
         }
         if let declared = head.headers["Content-Length"], let n = Int(declared.trimmingOWS), n > maxBodyBytes {
@@ -120,13 +125,22 @@ public struct HTTPDispatcher: Sendable {
 
     /// Runs a handler, logging an unexpected error with the request id.
     func run(_ body: @Sendable (HTTPRequest) throws -> HTTPResponse, _ request: HTTPRequest) -> HTTPResponse {
-        Router.run(body, request, logger: logger)
+        var response = Router.run(body, request, logger: logger)
+        if let audit, request.method.isMutating {
+            audit(AuditTrail.record(request, response))
+            response.audited = true
+        }
+        return response
     }
 
     /// Stamps the request id on a response, counts the request and writes its access line.
     /// Called once per request, when its response is about to be queued.
     func finish(_ response: HTTPResponse, _ trace: RequestTrace) -> HTTPResponse {
         var r = response
+        if let audit, !r.audited, r.status == .unauthorized || r.status == .forbidden || trace.method.isMutating {
+            audit(AuditTrail.record(trace, r))
+            r.audited = true
+        }
         r.headers.set("X-Request-Id", trace.id)
         let elapsed = MonotonicClock.nanoseconds() &- trace.started
         metrics?.recordRequest(route: trace.route, method: trace.method, status: r.status.rawValue,
@@ -162,8 +176,10 @@ public struct HTTPDispatcher: Sendable {
         request.id = RequestID.accepted(request.headers["X-Request-Id"]) ?? request.id
         var trace = RequestTrace(id: request.id, method: request.method, target: request.path)
         trace.parsedPath = request.path
+        trace.remote = request.remoteAddress
         let (admission, route) = admit(&request)
         trace.route = route
+        trace.client = request.client?.name
         switch admission {
         case .reject(let problem):
             return finish(.problem(problem), trace)

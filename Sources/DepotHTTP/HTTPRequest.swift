@@ -44,6 +44,8 @@ public struct HTTPRequest: Sendable {
     public var id: String
     /// Values of the route's `{name}` segments, filled in by the router.
     public var pathParameters: [String: String] = [:]
+    /// The route's pattern once routed (`/v1/loads/{id}`).
+    public var route: String?
 
     /// Builds a request from a raw request target such as `/objects/a%20b?x=1`.
     /// Returns nil when the path has a malformed percent escape.

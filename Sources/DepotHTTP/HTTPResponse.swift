@@ -7,6 +7,11 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// Set by `watching(_:)`: answer by watching (an event stream or a long poll), not now.
     public var watch: WatchSpec?
+    /// What the request changed, for its audit row (a live write's old and new values); nil:
+    /// the request body stands for it.
+    public var auditChange: JSONValue?
+    /// Set once the request's audit row is written (so it is written once).
+    var audited = false
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status

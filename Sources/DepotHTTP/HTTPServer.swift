@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMicroHTTPD
+import DepotStore
 import Logging
 import Synchronization
 
@@ -45,12 +46,14 @@ public final class HTTPServer: Sendable {
     private let state = Mutex<State>(.idle)
 
     /// `metrics`: where request counts and latencies go; `logger`: access lines and errors.
-    public init(configuration: HTTPServerConfiguration, router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil) {
+    /// `audit`: where each mutation's audit row goes (`Depot.recordAudit`); nil: no trail.
+    public init(configuration: HTTPServerConfiguration, router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil,
+                audit: (@Sendable (AuditRecord) -> Void)? = nil) {
         self.configuration = configuration
         self.dispatcher = HTTPDispatcher(
             router: router, bearerToken: configuration.bearerToken.flatMap(BearerToken.init),
             credentials: configuration.credentials, publicMetrics: configuration.publicMetrics,
-            maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger)
+            maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger, audit: audit)
     }
 
     deinit { stop() }

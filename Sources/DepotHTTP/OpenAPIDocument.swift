@@ -56,6 +56,8 @@ tags:
     description: programs of live loads attached to kernel hooks
   - name: maps
     description: maps of live loads, their entries typed through BTF
+  - name: audit
+    description: who changed what, for operators
   - name: metrics
     description: Prometheus metrics, including live variables a load exports
 
@@ -1017,6 +1019,68 @@ paths:
           content:
             application/problem+json:
               schema: { $ref: "#/components/schemas/Problem422" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /v1/audit:
+    get:
+      operationId: listAudit
+      tags: [audit]
+      summary: The audit trail, newest first
+      description: |
+        One row per mutation (whatever its answer) and per request refused for its credential
+        (`401`, `403`): when, which client (the token's name; null without credentials), from
+        which address, the request id, method, route, path and status, the object, load or link
+        it touched, and what it changed (a live write's variables with `old` and `new`, a JSON
+        body as `request`, an upload by `bytes` and `sha256`, a refusal's problem type). Needs
+        the `admin` scope. The trail is append-only (SQLite refuses updates, and deletes inside
+        the retention window, `serve --audit-retention-days`, 90 by default).
+      parameters:
+        - { name: load, in: query, schema: { type: integer, minimum: 0 } }
+        - { name: object, in: query, schema: { type: string } }
+        - { name: client, in: query, schema: { type: string } }
+        - { name: since, in: query, description: "ISO 8601, inclusive", schema: { type: string } }
+        - { name: until, in: query, description: "ISO 8601, exclusive", schema: { type: string } }
+        - { name: before, in: query, description: "rows with a smaller id (the next page)", schema: { type: integer } }
+        - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 1000, default: 100 } }
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: the rows
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [entries]
+                additionalProperties: false
+                properties:
+                  entries:
+                    type: array
+                    items:
+                      type: object
+                      required: [id, at, client, address, requestId, method, route, path, status, object, load, link, change]
+                      additionalProperties: false
+                      properties:
+                        id: { type: integer }
+                        at: { $ref: "#/components/schemas/Timestamp" }
+                        client: { type: [string, "null"] }
+                        address: { type: [string, "null"] }
+                        requestId: { type: string }
+                        method: { type: string }
+                        route: { type: string }
+                        path: { type: string }
+                        status: { type: integer }
+                        object: { type: [string, "null"] }
+                        load: { type: [integer, "null"] }
+                        link: { type: [integer, "null"] }
+                        change: { $ref: "#/components/schemas/AnyValue" }
+                  next: { type: string }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403":
+          description: a credential below `admin` (`forbidden`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem" }
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
   /v1/loads/{id}/links:

@@ -15,6 +15,9 @@ struct RequestTrace: Sendable {
     var parsedPath: String?
     /// `CLOCK_MONOTONIC` nanoseconds when the request line came in.
     var started: UInt64
+    /// The peer's address and the credential's name, for the audit trail.
+    var remote: String?
+    var client: String?
 
     init(id: String = "", method: HTTPMethod = .GET, route: String = ServiceMetrics.unmatchedRoute, target: String,
          started: UInt64 = MonotonicClock.nanoseconds()) {

@@ -166,9 +166,11 @@ final class ServerCore: Sendable {
             method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
             remoteAddress: remote(), id: exchange.trace.id)
         {
+            exchange.trace.remote = request.remoteAddress
             let (admission, route) = dispatcher.admit(&request)
             exchange.trace.route = route
             exchange.trace.parsedPath = request.path
+            exchange.trace.client = request.client?.name
             switch admission {
             case .reject(let problem):
                 verdict = problem

@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Answer GET /metrics without a credential even when tokens are configured.")
     var publicMetrics = false
 
+    @Option(help: "Days the audit trail keeps its rows.")
+    var auditRetentionDays = DepotLimits.defaultAuditRetentionDays
+
     @Option(help: "File of Ed25519 public keys (NAME BASE64 per line, from `bpfdepot sign keygen`): uploads must carry an X-Object-Signature by one of them.")
     var trustedKeys: String?
 
@@ -117,6 +120,7 @@ struct Serve: ParsableCommand {
         default:
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        guard auditRetentionDays >= 1 else { throw ValidationError("--audit-retention-days: expected at least 1, found \(auditRetentionDays)") }
         guard maxConcurrentLoads >= 1 else { throw ValidationError("--max-concurrent-loads: expected at least 1, found \(maxConcurrentLoads)") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit: expected 0 or more, found \(rateLimit)") }
         var config = HTTPServerConfiguration(listen: address, maxBodyBytes: maxBody, connectionLimit: maxConnections,
@@ -140,10 +144,12 @@ struct Serve: ParsableCommand {
             }
         }
         let depot = Depot(store: store, pinRoot: root,
-                          limits: DepotLimits(maxConcurrentLoads: maxConcurrentLoads, maxArenaBytes: maxArenaBytes),
+                          limits: DepotLimits(maxConcurrentLoads: maxConcurrentLoads, maxArenaBytes: maxArenaBytes,
+                                              auditRetentionDays: auditRetentionDays),
                           metrics: DepotMetrics(factory: metrics.factory), requestedPinRoot: pinRoot.isEmpty ? nil : pinRoot,
                           trustedKeys: keys)
         do {
+            try depot.pruneAudit()
             let report = try depot.recover()
             for outcome in report.outcomes {
                 switch outcome {
@@ -168,10 +174,10 @@ struct Serve: ParsableCommand {
         TerminationSignals.block()
         Self.keepLargeAllocationsMapped()
         let server = HTTPServer(configuration: config, router: DepotRoutes.router(depot: depot, openAPI: OpenAPIDocument.yaml, metrics: metrics, server: config),
-                                metrics: metrics, logger: Logger(label: "bpfdepot.http"))
+                                metrics: metrics, logger: Logger(label: "bpfdepot.http"), audit: { depot.recordAudit($0) })
         do { try server.start() } catch { throw CLIError(description: "cannot start: \(error)") }
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
-                                         "auth": "\(token == nil ? "none (loopback only)" : "bearer token")",
+                                         "auth": "\(credentials.map { "\($0.names.count) scoped tokens" } ?? (token == nil ? "none (loopback only)" : "bearer token (admin)"))",
                                          "tls": "\(tls == nil ? "off" : "on")", "pin_root": "\(root ?? "none")"])
         // The kernel counts program runs while any process holds a BPF_ENABLE_STATS fd.
         var statistics: BPFFD?

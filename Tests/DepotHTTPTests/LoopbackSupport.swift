@@ -1,4 +1,5 @@
 import DepotHTTP
+import DepotStore
 import Foundation
 import Logging
 import Testing
@@ -9,12 +10,12 @@ struct LoopbackServer {
     let base: String
 
     init(router: Router, metrics: ServiceMetrics? = nil, logger: Logger? = nil,
-         configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws {
+         configure: (inout HTTPServerConfiguration) -> Void = { _ in }, audit: (@Sendable (AuditRecord) -> Void)? = nil) throws {
         var c = HTTPServerConfiguration(listen: .init(host: "127.0.0.1", port: 0))
         c.threadPoolSize = 2
         c.workerThreads = 2
         configure(&c)
-        server = HTTPServer(configuration: c, router: router, metrics: metrics, logger: logger)
+        server = HTTPServer(configuration: c, router: router, metrics: metrics, logger: logger, audit: audit)
         try server.start()
         let port = try #require(server.port)
         #expect(port != 0)

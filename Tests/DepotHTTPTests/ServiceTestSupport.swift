@@ -31,9 +31,15 @@ final class ServiceFixture: Sendable {
     }
 
     /// A loopback server on this fixture's router that records into its metrics.
-    func server(logger: Logger? = nil, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> LoopbackServer {
-        try LoopbackServer(router: router, metrics: metrics, logger: logger, configure: configure)
+    /// A loopback server on this fixture's router that records into its metrics; `audited`:
+    /// with the audit trail (off by default, so "nothing stored changed" checks stay exact).
+    func server(logger: Logger? = nil, audited: Bool = false, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> LoopbackServer {
+        let depot = self.depot
+        let record: @Sendable (AuditRecord) -> Void = { depot.recordAudit($0) }
+        let audit = audited ? record : nil
+        return try LoopbackServer(router: router, metrics: metrics, logger: logger, configure: configure, audit: audit)
     }
+
 
     /// The router behind the full request pipeline (auth, body limit, request id), no socket.
     func dispatcher(token: String? = nil, maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes) -> HTTPDispatcher {

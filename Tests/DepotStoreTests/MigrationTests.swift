@@ -22,7 +22,7 @@ import Testing
         #expect(try store.pendingMigrations() == [])
         let tables = try store.readStrings(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        #expect(tables == ["image_blobs", "links", "load_exports", "loads", "object_elves", "objects", "revisions", "schema_migrations", "section_images"])
+        #expect(tables == ["audit", "audit_retention", "image_blobs", "links", "load_exports", "loads", "object_elves", "objects", "revisions", "schema_migrations", "section_images"])
     }
 
     @Test func reopeningAppliesNothingAndKeepsData() throws {
