@@ -214,7 +214,7 @@ public enum DepotRoutes {
         r.get("/v1/audit", .deferred { req in
             var filter = AuditFilter()
             filter.limit = try intParameter(req, "limit", default: 100, range: 1...1000)
-            if let v = req.query["load"] { guard let n = Int64(v) else { throw badParameter("load", "a load id", v) }; filter.loadID = n }
+            if let v = req.query["load"] { guard let n = Int64(v), n >= 0 else { throw badParameter("load", "a load id", v) }; filter.loadID = n }
             filter.objectID = req.query["object"]
             filter.client = req.query["client"]
             if let v = req.query["before"] { guard let n = Int64(v) else { throw badParameter("before", "an audit row id", v) }; filter.before = n }
