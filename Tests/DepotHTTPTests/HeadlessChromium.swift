@@ -96,6 +96,9 @@ final class HeadlessChromium {
         kill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // The helpers (renderer, GPU, zygote) are not our children: wait a little for init to
+        // reap them, so a test that ends leaves no browser process behind.
+        for _ in 0..<40 where kill(-pid, 0) == 0 { usleep(50_000) }
         try? FileManager.default.removeItem(atPath: profile)
         try? FileManager.default.removeItem(atPath: logPath)
     }
