@@ -14,6 +14,8 @@ public enum DepotRoutes {
         var r = Router()
         r.get("/healthz", .immediate { _ in .json(.object([("status", .string("ok"))])) })
         r.get("/openapi.yaml", .immediate { _ in .bytes(Array(openAPI.utf8), contentType: "application/yaml") })
+        // The live page (ui/, embedded): a browser's view of the API below.
+        addUIRoutes(&r)
         // Prometheus scrapes: counters from memory, exported variables from mapped memory.
         r.get("/metrics", .immediate { _ in
             .bytes(metrics.exposition(depot.metricsSnapshot()), contentType: ServiceMetrics.contentType)

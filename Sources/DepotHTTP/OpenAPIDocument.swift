@@ -60,6 +60,8 @@ tags:
     description: who changed what, for operators
   - name: metrics
     description: Prometheus metrics, including live variables a load exports
+  - name: ui
+    description: the live page, a browser's view of the API
 
 paths:
   /healthz:
@@ -101,6 +103,85 @@ paths:
                   openapi:
                     type: string
                     pattern: "^3\\.1\\."
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /ui:
+    get:
+      operationId: getLivePage
+      tags: [ui]
+      summary: The live page
+      description: |
+        A dashboard in plain HTML/CSS/JS, embedded in the binary (nothing is fetched from beyond
+        the host): objects, loads, a load's programs with their run statistics, its variables and
+        maps updating through the watch stream (or polled with `If-None-Match` where the server
+        answers a watch with plain JSON), and a chart of a chosen numeric value over time. Open
+        `/ui#load=7` to show load 7. The page holds no data and needs no token; it sends the
+        tab's bearer token (entered once, kept in `sessionStorage`) with every API call and asks
+        for it whenever a call answers `401`.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: text/html embedded in the binary
+          headers:
+            ETag: { $ref: "#/components/headers/AssetETag" }
+            Content-Security-Policy: { $ref: "#/components/headers/UIContentSecurityPolicy" }
+            Cache-Control:
+              schema:
+                const: no-cache
+          content:
+            text/html; charset=utf-8:
+              schema:
+                type: string
+        "304": { $ref: "#/components/responses/AssetNotModified" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /ui/app.js:
+    get:
+      operationId: getLivePageScript
+      tags: [ui]
+      summary: The live page's script
+      description: |
+        The script of `/ui` (served apart from the page, as the page's
+        `Content-Security-Policy` allows no inline script).
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: text/javascript embedded in the binary
+          headers:
+            ETag: { $ref: "#/components/headers/AssetETag" }
+            Content-Security-Policy: { $ref: "#/components/headers/UIContentSecurityPolicy" }
+            Cache-Control:
+              schema:
+                const: no-cache
+          content:
+            text/javascript; charset=utf-8:
+              schema:
+                type: string
+        "304": { $ref: "#/components/responses/AssetNotModified" }
+        "503": { $ref: "#/components/responses/ServiceUnavailable" }
+
+  /ui/app.css:
+    get:
+      operationId: getLivePageStyle
+      tags: [ui]
+      summary: The live page's style sheet
+      description: |
+        The style sheet of `/ui`.
+      responses:
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "200":
+          description: text/css embedded in the binary
+          headers:
+            ETag: { $ref: "#/components/headers/AssetETag" }
+            Content-Security-Policy: { $ref: "#/components/headers/UIContentSecurityPolicy" }
+            Cache-Control:
+              schema:
+                const: no-cache
+          content:
+            text/css; charset=utf-8:
+              schema:
+                type: string
+        "304": { $ref: "#/components/responses/AssetNotModified" }
         "503": { $ref: "#/components/responses/ServiceUnavailable" }
 
   /metrics:
@@ -1500,6 +1581,15 @@ components:
       schema:
         type: string
         pattern: '^W/"[0-9a-f]+"$'
+    AssetETag:
+      description: a strong entity tag of an embedded file (16 hex digits of its SHA-256), for `If-None-Match`
+      schema:
+        type: string
+        pattern: '^"[0-9a-f]{16}"$'
+    UIContentSecurityPolicy:
+      description: the page may use its own origin only (no inline script, no CDN, no framing)
+      schema:
+        const: "default-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
   responses:
     BadKey:
@@ -1512,6 +1602,10 @@ components:
       content:
         application/problem+json:
           schema: { $ref: "#/components/schemas/Problem422" }
+    AssetNotModified:
+      description: the embedded file is unchanged since the tag in `If-None-Match`; no body
+      headers:
+        ETag: { $ref: "#/components/headers/AssetETag" }
     NotModified:
       description: unchanged since the tag in `If-None-Match`; no body
       headers:
