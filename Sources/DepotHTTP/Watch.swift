@@ -275,19 +275,18 @@ final class WatchHub: @unchecked Sendable {
 
     /// Registers a stream; false when the limit is reached or the server stops.
     func add(_ stream: EventStream) -> Bool {
-        let (ok, n) = lock.withLock { s -> (Bool, Int) in
-            guard !s.stopped, s.streams.count + s.polls.count < limit else { return (false, 0) }
-            s.streams[ObjectIdentifier(stream)] = stream
-            return (true, s.streams.count + s.polls.count)
-        }
-        if ok { gauge?(n); startIfNeeded() }
-        return ok
+        register { $0.streams[ObjectIdentifier(stream)] = stream }
     }
 
+    /// Registers a long poll; false when the limit is reached or the server stops.
     func add(_ poll: LongPoll) -> Bool {
+        register { $0.polls[ObjectIdentifier(poll)] = poll }
+    }
+
+    private func register(_ insert: (inout (streams: [ObjectIdentifier: EventStream], polls: [ObjectIdentifier: LongPoll], stopped: Bool)) -> Void) -> Bool {
         let (ok, n) = lock.withLock { s -> (Bool, Int) in
             guard !s.stopped, s.streams.count + s.polls.count < limit else { return (false, 0) }
-            s.polls[ObjectIdentifier(poll)] = poll
+            insert(&s)
             return (true, s.streams.count + s.polls.count)
         }
         if ok { gauge?(n); startIfNeeded() }
