@@ -85,6 +85,9 @@ final class EventStream: @unchecked Sendable {
         self.state = Mutex(State(lastTag: lastEventID, nextCheck: now, lastWrite: now))
     }
 
+    /// Unsent bytes one stream may hold; past that its client is too slow and the stream ends.
+    static let maxBacklog = 1 << 20
+
     static func nanoseconds(_ d: Duration) -> UInt64 {
         let (s, a) = d.components
         return UInt64(max(0, s)) &* 1_000_000_000 &+ UInt64(max(0, a / 1_000_000_000))
@@ -137,6 +140,12 @@ final class EventStream: @unchecked Sendable {
             if bytes.isEmpty, now &- s.lastWrite >= heartbeat { bytes = Array(": heartbeat\n\n".utf8) }
             guard !bytes.isEmpty || end else { return nil }
             if s.sent == s.pending.count { s.pending.removeAll(keepingCapacity: true); s.sent = 0 }
+            if s.pending.count - s.sent + bytes.count > Self.maxBacklog {
+                // A client that stopped reading: end its stream rather than queue without bound
+                // (it reconnects with Last-Event-ID and gets the current value at once).
+                s.ending = true
+                bytes = []
+            }
             s.pending += bytes
             s.lastWrite = now
             if end { s.ending = true }
