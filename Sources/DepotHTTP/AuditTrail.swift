@@ -4,7 +4,7 @@ import Foundation
 
 /// Audit rows from requests: who (the credential's name), from where, what, the ids it touched
 /// (path parameters, and the `Location` of what it created), its status, and what it changed
-/// (the handler's `auditChange`, else the JSON body, else the body's size).
+/// (the handler's `auditChange`, else a JSON body, else the body's size).
 enum AuditTrail {
     /// JSON bodies up to this size are kept whole; larger ones by size and digest.
     static let bodyLimit = 4096
@@ -15,14 +15,19 @@ enum AuditTrail {
                             path: request.path, status: response.status.rawValue)
         ids(route: r.route, id: request.pathParameters["id"], into: &r)
         if let location = response.headers["Location"] { created(location, into: &r) }
+        // An upload of bytes stored before (200) has no Location: its id is in the body.
+        if r.route == "/v1/objects", r.objectID == nil, response.status == .ok,
+           case .string(let id)? = (try? JSONValue(parsing: response.body))?["id"] {
+            r.objectID = id
+        }
         if let change = response.auditChange {
             r.change = change.text
         } else if !request.body.isEmpty {
             if request.body.count <= bodyLimit, let json = try? JSONValue(parsing: request.body) {
                 r.change = JSONValue.object([("request", json)]).text
             } else {
-                r.change = JSONValue.object([("bytes", .int(Int64(request.body.count))),
-                                             ("sha256", .string(Digest.sha256Hex(request.body)))]).text
+                // Not hashed again here (an upload's id is its SHA-256 already): its size.
+                r.change = JSONValue.object([("bytes", .int(Int64(request.body.count)))]).text
             }
         }
         return r

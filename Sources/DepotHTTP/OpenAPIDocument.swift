@@ -1112,7 +1112,7 @@ paths:
         (`401`, `403`): when, which client (the token's name; null without credentials), from
         which address, the request id, method, route, path and status, the object, load or link
         it touched, and what it changed (a live write's variables with `old` and `new`, a JSON
-        body as `request`, an upload by `bytes` and `sha256`, a refusal's problem type). Needs
+        body as `request`, an upload by `bytes`, a refusal's problem type). Needs
         the `admin` scope. The trail is append-only (SQLite refuses updates, and deletes inside
         the retention window, `serve --audit-retention-days`, 90 by default).
       parameters:

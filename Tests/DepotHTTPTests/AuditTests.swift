@@ -28,6 +28,7 @@ struct AuditTests {
         let elf = try Fixtures.bytes("globals_run")
         let up = try writer.send("POST", "/v1/objects?name=globals_run.o", bytes: elf)
         let oid = try #require(up.json["id"] as? String)
+        #expect(try writer.send("POST", "/v1/objects?name=again.o", bytes: elf).status == 200)
         #expect(try writer.send("PATCH", "/v1/objects/\(oid)/variables", json: #"{"input": 5}"#).status == 200)
         let load = try #require(try writer.send("POST", "/v1/objects/\(oid)/loads").json["id"] as? Int)
         #expect(try writer.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 9}"#).status == 200)
@@ -43,7 +44,7 @@ struct AuditTests {
         }
         let upload = try #require(row("POST", "/v1/objects", status: 201), "\(all)")
         #expect(upload["client"] as? String == "pipeline" && upload["object"] as? String == oid)
-        #expect((upload["change"] as? [String: Any])?["sha256"] as? String == oid, "an upload is recorded by its digest")
+        #expect((upload["change"] as? [String: Any])?["bytes"] as? Int == elf.count, "an upload is recorded by its size (its id is its digest)")
         let patch = try #require(row("PATCH", "/v1/objects/{id}/variables", status: 200))
         #expect(jsonText(patch["change"]) == #"{"request":{"input":5}}"#)
         let loaded = try #require(row("POST", "/v1/objects/{id}/loads", status: 201))
@@ -56,6 +57,7 @@ struct AuditTests {
         #expect(anonymous["client"] is NSNull && (anonymous["address"] as? String)?.hasPrefix("127.0.0.1") == true, "\(anonymous)")
         #expect(row("PATCH", "/v1/loads/{id}/variables", status: 422)?["client"] as? String == "pipeline")
         #expect(row("DELETE", "/v1/loads/{id}", status: 204)?["client"] as? String == "operator")
+        #expect(row("POST", "/v1/objects", status: 200)?["object"] as? String == oid, "a second upload of the same bytes names the object")
         #expect(all.allSatisfy { ($0["requestId"] as? String)?.isEmpty == false })
 
         // Filters and pages.
