@@ -79,6 +79,7 @@ EXPECT_PASSED = {
         "DepotHTTPTests.SystemReportTests/arenaMapsAgreesWithARealArenaMap()",
         "DepotHTTPTests.ArenaLinkServiceTests/aTracingLinkCountsIntoAnArenaVariableReadLiveOverHTTP()",
         "DepotHTTPTests.ArenaFollowTests/anArenaListReadsAsItsNodesAndNoReadAllocatesAPage()",
+        "DepotHTTPTests.ArenaFollowTests/aKernelStyleHlistReadsAsItsElementsAndTheAllocatorCountsNoNewPage()",
         "BPFKernelTests.ArenaPageProbeTests/theProbeLoadsAndAnswersOnlyForArenas()",
         "DepotHTTPTests.MapEntriesTests/everyMapKindReadsBackWhatTheProgramWrote()",
         # Hooks this host's kernel refuses or lacks (fentry, lsm, map iterators, kprobes).

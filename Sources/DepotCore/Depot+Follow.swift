@@ -5,7 +5,7 @@ import BPFObject
 /// now), tagged from the rendered text (a change anywhere it reached changes the tag).
 public struct FollowedRead: Sendable {
     public let views: [VariableView]
-    /// Pointer-following page-probe runs this read made (each reads up to 512 pages' state).
+    /// Page-copy runs this read made (each copies up to 7 arena pages from the kernel's mapping).
     public let probeRuns: Int
 
     /// `{"variables": [...]}`.
@@ -34,8 +34,9 @@ extension Depot {
     public static let defaultFollowNodes = 1000
 
     /// `readLive`, decoding pointers into the load's arena up to `depth` levels and `nodes`
-    /// pointed-to values in all. Only pages the kernel says exist are read (`LiveArenaMemory`):
-    /// a follow never makes the kernel allocate an arena page.
+    /// pointed-to values in all. Arena memory is copied from the kernel's mapping of the arena
+    /// (`LiveArenaMemory`), never read through the user mapping: a follow never makes the kernel
+    /// allocate an arena page.
     public func readLive(loadID: Int64, names: [String]?, follow depth: Int, nodes: Int) throws(DepotError) -> FollowedRead {
         let live = try readLive(loadID: loadID, names: names)
         let obj = live.object

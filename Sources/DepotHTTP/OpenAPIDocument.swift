@@ -1508,10 +1508,15 @@ components:
         Follow pointers into the load's arena up to this many levels (1 to 100; 0 or absent: a
         pointer is a number). A followed pointer is `{"ptr": "0x…", "target": <the pointed-to
         value>}`; one not followed says why: `"seen": true` (shown already in this read, cycles
-        included), `"absent": true` (its page was never allocated; it is not read, and reading
-        never makes the kernel allocate one), `"outside": true` (not an arena address),
-        `"more": "depth"` or `"more": "nodes"` (a limit ran out), `"unknown": "<why>"`. A null
-        pointer is `null`. The `ETag` then covers everything the pointers reached.
+        included; a pointer into the middle of something shown, such as an hlist `pprev`, adds
+        `"within": "0x…"`, where that starts), `"absent": true` (its page was never allocated;
+        it is not read, and reading never makes the kernel allocate one), `"outside": true` (not
+        an arena address), `"more": "depth"` or `"more": "nodes"` (a limit ran out),
+        `"unknown": "<why>"`. A null pointer is `null`. A pointer to a struct that exactly one
+        other struct of the object embeds (a list node inside its element) reads as that
+        element: `"container": "<struct>"`, `"member": "<member>"`, and the element as `target`.
+        Stored pointers are full arena addresses or their low 32 bits. The `ETag` then covers
+        everything the pointers reached.
       schema:
         type: integer
         minimum: 0

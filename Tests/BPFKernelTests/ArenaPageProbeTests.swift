@@ -25,5 +25,7 @@ import Testing
         let array = try #require(obj.maps.first)
         #expect(throws: ArenaProbeError.self) { try probe.present(arenaMapID: array.id, pages: [0, 1]) }
         #expect(throws: ArenaProbeError.self) { try probe.present(arenaMapID: 1, pages: Array(repeating: 0, count: 513)) }
+        #expect(throws: ArenaProbeError.self) { try probe.copy(arenaMapID: array.id, pages: [0]) }
+        #expect(throws: ArenaProbeError.self) { try probe.copy(arenaMapID: 1, pages: Array(repeating: 0, count: 8)) }
     }
 }

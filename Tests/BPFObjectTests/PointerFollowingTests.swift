@@ -1,4 +1,4 @@
-import BPFObject
+@testable import BPFObject
 import BPFTestSupport
 import Testing
 
@@ -123,5 +123,109 @@ final class FakeArena: ArenaMemory {
         #expect(node["prev"]?["outside"] == .bool(true), "past the arena's end")
         // Without following, a pointer is still a number.
         #expect(try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base)) == .uint(Self.base))
+    }
+
+    // MARK: the kernel's hlist shape (arena_hlist.bpf.c): nodes embedded in elements
+
+    /// arena_hlist.bpf.c's BTF and the type of `list_head` (`struct hl_head __arena *`).
+    static func hlistTypes() throws -> (BTF, UInt32) {
+        let spec = try ObjectSpec(elf: Fixtures.bytes("arena_hlist"), name: "arena_hlist")
+        let btf = try #require(spec.btf)
+        return (btf, try #require(spec.variable(named: "list_head")).btfTypeID)
+    }
+
+    /// An hlist as hlist_build makes it in page 0: the head at 0, `struct elem {value, pad,
+    /// node {next, pprev}}` (32 bytes) from byte 64, element i holding `101 + i`, each pushed
+    /// at the front. Returns the node address of element i.
+    static func hlist(_ arena: FakeArena, count: Int) -> (Int) -> UInt64 {
+        let node = { (i: Int) -> UInt64 in base + UInt64(64 + 32 * i + 16) }
+        arena.put(node(count - 1), at: 0)
+        for i in 0..<count {
+            let at = 64 + 32 * i
+            arena.put(UInt64(101 + i), at: at)
+            arena.put(i > 0 ? node(i - 1) : 0, at: at + 16)                // next: the element pushed before
+            arena.put(i == count - 1 ? base : node(i + 1), at: at + 24)    // pprev: &head->first or &next of the one after
+        }
+        return node
+    }
+
+    @Test func embeddedNodesReadAsTheirElementsAndPprevIsSeenWithinThePreviousOne() throws {
+        let (btf, type) = try Self.hlistTypes()
+        let arena = FakeArena(start: Self.base, pages: 4, present: [0])
+        let node = Self.hlist(arena, count: 3)
+        let following = PointerFollowing(memory: arena, depth: 16, nodes: 100)
+        let v = try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base), following: following)
+        // head -> first -> elem(103) -> node.next -> elem(102) -> elem(101) -> null
+        let first = try #require(v["target"]?["first"], "\(v.text)")
+        #expect(first["container"] == .string("elem") && first["member"] == .string("node"), "\(first.text)")
+        #expect(first["ptr"] == PointerFollowing.hex(node(2)), "ptr stays the stored value (the node's address)")
+        var values: [UInt64] = []
+        var cur: JSONValue? = first
+        var elems: [JSONValue] = []
+        while let c = cur, let e = c["target"] {
+            if case .uint(let x)? = e["value"] { values.append(x) }
+            elems.append(e)
+            cur = e["node"]?["next"]
+        }
+        #expect(values == [103, 102, 101], "\(v.text)")
+        #expect(cur == .null, "the last element's next is null")
+        // The front element's pprev is &head->first: the head, shown first.
+        #expect(elems[0]["node"]?["pprev"] == .object([("ptr", PointerFollowing.hex(Self.base)), ("seen", .bool(true))]))
+        // The others' pprev is the previous element's node.next, 16 bytes into that element.
+        #expect(elems[1]["node"]?["pprev"] == .object([("ptr", PointerFollowing.hex(node(2))), ("seen", .bool(true)),
+                                                        ("within", PointerFollowing.hex(node(2) - 16))]), "\(elems[1].text)")
+        #expect(following.nodesLeft == 100 - 4, "the head and three elements")
+    }
+
+    @Test func anHlistCycleStopsWithinTheFirstElementAndBudgetsCountElements() throws {
+        let (btf, type) = try Self.hlistTypes()
+        let arena = FakeArena(start: Self.base, pages: 4, present: [0])
+        let node = Self.hlist(arena, count: 5)
+        arena.put(node(4), at: 64 + 16)  // the last element's next back at the first one's node
+        let v = try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base), following: PointerFollowing(memory: arena, depth: 50, nodes: 100))
+        var cur = v["target"]?["first"]
+        var values: [UInt64] = []
+        while let c = cur, let e = c["target"] {
+            if case .uint(let x)? = e["value"] { values.append(x) }
+            cur = e["node"]?["next"]
+        }
+        #expect(values == [105, 104, 103, 102, 101])
+        #expect(cur == .object([("ptr", PointerFollowing.hex(node(4))), ("seen", .bool(true)), ("within", PointerFollowing.hex(node(4) - 16))]),
+                "the cycle ends at the first element, named by its start: \(v.text)")
+        // Two nodes of budget: the head and one element, then "more".
+        let short = try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base), following: PointerFollowing(memory: arena, depth: 50, nodes: 2))
+        #expect(short["target"]?["first"]?["target"]?["value"] == .uint(105))
+        #expect(short["target"]?["first"]?["target"]?["node"]?["next"]?["more"] == .string("nodes"), "\(short.text)")
+        // Depth 2: the head, the first element; its next is where depth ends.
+        let shallow = try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base), following: PointerFollowing(memory: arena, depth: 2, nodes: 100))
+        #expect(shallow["target"]?["first"]?["target"]?["node"]?["next"]?["more"] == .string("depth"), "\(shallow.text)")
+    }
+
+    @Test func aContainerIsInferredOnlyWhenOneStructEmbedsTheNode() throws {
+        var (btf, type) = try Self.hlistTypes()
+        let arena = FakeArena(start: Self.base, pages: 4, present: [0])
+        let node = Self.hlist(arena, count: 2)
+        // A second struct embedding hl_node: which one holds a given node is no longer known.
+        let hlNode = try #require(btf.find(named: "hl_node", kind: .structure))
+        let name = btf.addString("other")
+        btf.types.append(BTFType(nameOffset: name, kind: .structure(size: 16, members: [BTFMember(nameOffset: 0, type: hlNode, offset: 0)], bitfieldOffsets: false)))
+        let v = try BTFValueDecoder(btf: btf).decode(type, Self.pointer(Self.base), following: PointerFollowing(memory: arena, depth: 8, nodes: 100))
+        let first = try #require(v["target"]?["first"])
+        #expect(first["container"] == nil, "\(first.text)")
+        #expect(first["target"]?["next"]?["ptr"] == PointerFollowing.hex(node(0)), "the node itself, next and pprev: \(first.text)")
+        #expect(first["target"]?["value"] == nil)
+    }
+
+    @Test func aContainerReachingAnAbsentPageReadsAsTheNodeAlone() throws {
+        let (btf, _) = try Self.hlistTypes()
+        let hlNode = try #require(btf.find(named: "hl_node", kind: .structure))
+        // A node at the very start of page 1: its element would begin in page 0, never allocated.
+        let arena = FakeArena(start: Self.base, pages: 4, present: [1])
+        let following = PointerFollowing(memory: arena, depth: 4, nodes: 10)
+        let v = try following.pointer(Self.base + 4096, target: hlNode, level: 1, btf: btf) { (id, bytes, _) throws(BTFValueDecoder.DecodeError) in
+            try BTFValueDecoder(btf: btf).decode(id, bytes)
+        }
+        #expect(v["container"] == nil && v["target"]?["next"] == .uint(0), "\(v.text)")
+        #expect(arena.reads.allSatisfy { $0.0 >> 12 == 1 }, "page 0 was never read: \(arena.reads)")
     }
 }

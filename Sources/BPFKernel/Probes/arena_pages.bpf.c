@@ -10,10 +10,15 @@
  * bpf_probe_read_kernel() answers with 0 or -EFAULT, allocating nothing.
  *
  * This iterator over all maps runs once per BPF_ITER_CREATE read: for the map whose id is
- * `want_id` (an arena), it probes the first byte of each of `npages` pages listed in `pages`
- * (page numbers from the arena's start) and writes one byte per page (1: exists) with
- * bpf_seq_write, after an 8-byte header holding user_vm_start. Kernel struct offsets come from
- * CO-RE relocations resolved against the running kernel's BTF.
+ * `want_id` (an arena), it writes with bpf_seq_write an 8-byte header holding user_vm_start,
+ * then for each of `npages` pages listed in `pages` (page numbers from the arena's start) one
+ * byte (1: exists). With `copy` set, it also copies each existing page (at most MAX_COPY of
+ * them) with bpf_probe_read_kernel from the kernel mapping and writes its 4096 bytes after its
+ * byte: user space then never touches the user mapping, so a page freed by a program between
+ * the probe and the read cannot be faulted back in (the copy just fails, and says absent).
+ * The iterator's seq buffer holds 8 pages, and one object's output must fit in it: 7 pages
+ * and their bytes do. Kernel struct offsets come from CO-RE relocations resolved against the
+ * running kernel's BTF.
  *
  * Built into BPFKernel: scripts/embed-probes.sh compiles it with the toolchain's clang and
  * writes Sources/BPFKernel/Probes/ArenaPagesObject.swift.
@@ -51,11 +56,15 @@ static long (*const bpf_probe_read_kernel)(void *dst, __u32 size, const void *sr
 static long (*const bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
 
 #define MAX_PAGES 512
+#define MAX_COPY 7
+#define PAGE_BYTES 4096
 #define GUARD_HALF (1ULL << 15)
 
 __u32 want_id;
 __u32 npages;
+__u32 copy;
 __u32 pages[MAX_PAGES];
+__u8 page_buf[PAGE_BYTES];
 
 SEC("iter/bpf_map")
 int arena_pages(struct bpf_iter__bpf_map *ctx)
@@ -80,6 +89,18 @@ int arena_pages(struct bpf_iter__bpf_map *ctx)
 	kstart = (__u64)addr + GUARD_HALF;
 	bpf_seq_write(seq, &user, sizeof(user));
 	n = npages;
+	if (copy) {
+		for (i = 0; i < MAX_COPY && i < n; i++) {
+			__u64 uaddr = user + ((__u64)pages[i] << 12);
+			__u8 present;
+
+			present = bpf_probe_read_kernel(page_buf, PAGE_BYTES, (void *)(kstart + (__u32)uaddr)) == 0;
+			bpf_seq_write(seq, &present, 1);
+			if (present)
+				bpf_seq_write(seq, page_buf, PAGE_BYTES);
+		}
+		return 0;
+	}
 	for (i = 0; i < MAX_PAGES && i < n; i++) {
 		__u64 uaddr = user + ((__u64)pages[i] << 12);
 		__u8 byte, present;
