@@ -62,6 +62,10 @@ struct MapEntriesTests {
         #expect(byName["events"]?["lookup"] as? Bool == false)
         #expect(Self.int(byName["stats"]?["entries"]) == 4)
         #expect(byName[".data.read_mostly"]?["kernelName"] as? String == ".data.read_most", "the kernel keeps 15 characters")
+        // As libbpf's bpf_map__name: .data.* and .rodata.* by the whole section name, .bss.* not.
+        #expect(byName[".rodata.limits_for_tenants"]?["kernelName"] as? String == ".rodata.limits_")
+        #expect(byName[".bss.counters_p"]?["kernelName"] as? String == ".bss.counters_p", "\(byName.keys.sorted())")
+        #expect(byName[".bss.counters_per_device"] == nil)
         #expect((byName["stats"]?["kernelId"] as? NSNumber).map { $0.intValue > 0 } == true)
 
         // array: key i → {packets 10(i+1), bytes 1500(i+1), kind, name "s<i>"}
@@ -117,7 +121,7 @@ struct MapEntriesTests {
             #expect(sum["flag"] as? Bool == true)
         }
 
-        // LPM trie (no batch operations: walked key by key)
+        // LPM trie
         let routes = try Self.entries(c, load, "routes")
         var table: [Int: Int] = [:]
         for e in routes {
@@ -130,6 +134,24 @@ struct MapEntriesTests {
         let tuning = try Self.entries(c, load, ".data.read_mostly")
         #expect(tuning.count == 1 && Self.int(tuning.first?["key"]) == 0)
         #expect(Self.int((tuning.first?["value"] as? [String: Any])?["tuning"]) == 43, "42 + the run's 1")
+        let limits = try Self.entries(c, load, ".rodata.limits_for_tenants")
+        #expect(Self.int((limits.first?["value"] as? [String: Any])?["tenant_limit"]) == 7, "\(limits)")
+        // The .bss.* map by libbpf's (the kernel's) name, and by its whole section name too.
+        for name in [".bss.counters_p", ".bss.counters_per_device"] {
+            let bss = try Self.entries(c, load, name)
+            #expect(Self.int((bss.first?["value"] as? [String: Any])?["device_total"]) == 7, "\(name): \(bss)")
+        }
+        // A data section's value is written typed, as it reads; the variable sees it (same memory).
+        let retune = try c.send("PUT", "/v1/loads/\(load)/maps/.data.read_mostly/entries/0", json: #"{"value": {"tuning": 50}}"#)
+        #expect(retune.status == 200 && Self.int((retune.json["value"] as? [String: Any])?["tuning"]) == 50, "\(retune.text)")
+        let variable = try c.get("/v1/loads/\(load)/variables/tuning")
+        #expect(Self.int(variable.json["value"]) == 50, "\(variable.text)")
+        let unknownVar = try c.send("PUT", "/v1/loads/\(load)/maps/.data.read_mostly/entries/0", json: #"{"value": {"nope": 1}}"#)
+        #expect(unknownVar.status == 422 && unknownVar.text.contains("tuning"), "names the variables it has: \(unknownVar.text)")
+        // A frozen .rodata map takes no writes from user space: 409 read-only, nothing changed.
+        let frozen = try c.send("PUT", "/v1/loads/\(load)/maps/.rodata.limits_for_tenants/entries/0", json: #"{"value": {"tenant_limit": 9}}"#)
+        #expect(frozen.status == 409 && (frozen.json["type"] as? String)?.hasSuffix("read-only") == true, "\(frozen.status) \(frozen.text)")
+        #expect(Self.int((try Self.entries(c, load, ".rodata.limits_for_tenants").first?["value"] as? [String: Any])?["tenant_limit"]) == 7)
 
         // A ring buffer has no entries by key: 422 saying so; an unknown map is 404.
         let ring = try c.get("/v1/loads/\(load)/maps/events/entries")

@@ -23,6 +23,16 @@
  *     192.168.1.0/24 -> 2, 192.168.0.0/16 -> 3.
  *   events (ringbuf): one record.
  *   tuning (.data.read_mostly, u32): 42 before the run; the run adds 1.
+ *   device_total (.bss.counters_per_device, u64): the run adds tenant_limit.
+ *   tenant_limit (.rodata.limits_for_tenants, const u32): 7.
+ *   wide (array, u32 -> u64, 1100 entries): untouched (all zero); more entries
+ *     than a load may export as series.
+ *
+ * Names, as libbpf's bpf_map__name gives them: .data.read_mostly and
+ * .rodata.limits_for_tenants by the whole section name (the kernel keeps
+ * ".data.read_most" and ".rodata.limits_"), but .bss.counters_per_device by
+ * the kernel's ".bss.counters_p" (libbpf's map_uses_real_name covers .data.*
+ * and .rodata.* only).
  */
 #include "bpfdepot_common.h"
 
@@ -101,7 +111,16 @@ struct {
 	__uint(max_entries, 4096);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1100);
+	__type(key, __u32);
+	__type(value, __u64);
+} wide SEC(".maps");
+
 __u32 tuning SEC(".data.read_mostly") = 42;
+__u64 device_total SEC(".bss.counters_per_device");
+const volatile __u32 tenant_limit SEC(".rodata.limits_for_tenants") = 7;
 
 static __always_inline void set_name(char *dst, char tag, __u32 i)
 {
@@ -207,6 +226,7 @@ int fill(struct xdp_md *ctx)
 	route(16, 192, 168, 0, 3);
 	bpf_ringbuf_output(&events, &one, sizeof(one), 0);
 	tuning += 1;
+	device_total += tenant_limit;
 	return XDP_PASS;
 }
 
