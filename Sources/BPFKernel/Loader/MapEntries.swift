@@ -71,10 +71,19 @@ extension LoadedMap {
 
     /// Up to `limit` entries after `cursor` (nil: from the start), by batch where the kernel
     /// has batch operations for this map type and by key walk otherwise.
+    ///
+    /// Every type in `lookupTypes` has BPF_MAP_LOOKUP_BATCH since Linux 5.18 (LPM tries were the
+    /// last to get the generic batch ops); the walk serves older kernels, and is what
+    /// `readPage` falls back to for any map whose kernel answers that it has no batch ops.
     public func page(limit: Int, after cursor: MapCursor?) throws(BPFError) -> MapPage {
         guard supportsLookup else {
             throw .invalidArgument("map '\(spec.realName)' is a \(spec.type.name) map, whose entries cannot be looked up by key")
         }
+        return try readPage(limit: limit, after: cursor)
+    }
+
+    /// `page` without the type check: batch first, the key walk where the kernel refuses it.
+    func readPage(limit: Int, after cursor: MapCursor?) throws(BPFError) -> MapPage {
         let limit = max(1, limit)
         let keySize = Int(spec.keySize), valueSize = try valueBytes()
         switch cursor {
@@ -133,8 +142,10 @@ extension LoadedMap {
         try BPFSys.mapLookup(fd: fd, key: key, valueSize: try valueBytes())
     }
 
-    public func update(key: [UInt8], value: [UInt8]) throws(BPFError) {
-        try BPFSys.mapUpdate(fd: fd, key: key, value: value)
+    /// BPF_MAP_UPDATE_ELEM with `flags` (`BPFConstants.UpdateFlag`): `noExist` makes the kernel
+    /// answer EEXIST for a key it holds (every key of an array), `exist` ENOENT for one it lacks.
+    public func update(key: [UInt8], value: [UInt8], flags: UInt64 = BPFConstants.UpdateFlag.any) throws(BPFError) {
+        try BPFSys.mapUpdate(fd: fd, key: key, value: value, flags: flags)
     }
 
     @discardableResult
