@@ -289,4 +289,69 @@ struct MapEntriesTests {
         #expect(try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"maps": ["nope"]}"#).status == 404)
         #expect(try c.get("/v1/loads/\(load)/metrics").json["maps"] as? [String] == ["cpu_hits", "flows"])
     }
+
+    @Test func oneEntryIsTaggedAndWritesCanBeCreateOnlyOrReplaceOnly() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let (c, load) = try Self.filled(f, s)
+        let entry = "/v1/loads/\(load)/maps/recent/entries"
+
+        // GET by key: a content tag; the same bytes → 304 (no body), a write → a new tag.
+        let first = try c.get("\(entry)/101")
+        let tag = try #require(first.headers["ETag"], "\(first.text)")
+        #expect(first.status == 200 && Self.int(first.json["value"]) == 14)
+        let same = try c.get("\(entry)/101", headers: [("If-None-Match", tag)])
+        #expect(same.status == 304 && same.text.isEmpty && same.headers["ETag"] == tag)
+        #expect(try c.get("\(entry)/102", headers: [("If-None-Match", tag)]).status == 200, "another key, other bytes, another tag")
+        #expect(try c.send("PUT", "\(entry)/101", json: #"{"value": 15}"#).status == 200)
+        let changed = try c.get("\(entry)/101", headers: [("If-None-Match", tag)])
+        #expect(changed.status == 200 && changed.headers["ETag"] != tag && Self.int(changed.json["value"]) == 15)
+
+        // If-None-Match: * creates only: a new key is made once, then refused with 412, unchanged.
+        let created = try c.send("PUT", "\(entry)/200", json: #"{"value": 1}"#, headers: [("If-None-Match", "*")])
+        #expect(created.status == 200 && Self.int(created.json["value"]) == 1, "\(created.text)")
+        let again = try c.send("PUT", "\(entry)/200", json: #"{"value": 2}"#, headers: [("If-None-Match", "*")])
+        #expect(again.status == 412 && (again.json["type"] as? String)?.hasSuffix("precondition-failed") == true, "\(again.text)")
+        #expect(Self.int(try c.get("\(entry)/200").json["value"]) == 1)
+        // An array holds every key: create-only always finds one.
+        let arrayCreate = try c.send("PUT", "/v1/loads/\(load)/maps/cpu_hits/entries/0", json: #"{"value": 9}"#,
+                                     headers: [("If-None-Match", "*")])
+        #expect(arrayCreate.status == 412, "\(arrayCreate.text)")
+
+        // If-Match: * replaces only: a missing key stays missing (412); a present one is replaced.
+        let missing = try c.send("PUT", "\(entry)/300", json: #"{"value": 3}"#, headers: [("If-Match", "*")])
+        #expect(missing.status == 412, "\(missing.text)")
+        #expect(try c.get("\(entry)/300").status == 404, "nothing was created")
+        let replaced = try c.send("PUT", "\(entry)/200", json: #"{"value": 4}"#, headers: [("If-Match", "*")])
+        #expect(replaced.status == 200 && Self.int(replaced.json["value"]) == 4, "\(replaced.text)")
+
+        // Entity tags would need a compare-and-swap the kernel lacks: 400, nothing written.
+        let tagged = try c.send("PUT", "\(entry)/200", json: #"{"value": 5}"#, headers: [("If-Match", tag)])
+        #expect(tagged.status == 400 && (tagged.json["type"] as? String)?.hasSuffix("invalid-precondition") == true, "\(tagged.text)")
+        #expect(Self.int(try c.get("\(entry)/200").json["value"]) == 4)
+    }
+
+    @Test func exportsPastTheSeriesBudgetAreCutAndSaySo() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let (c, load) = try Self.filled(f, s)
+
+        // 1 variable series + flows' 10 + wide's 1,100 entries: wide gets what is left of 1,000.
+        let put = try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"variables": ["tuning"], "maps": ["wide", "flows"]}"#)
+        #expect(put.status == 200, "\(put.text)")
+        let scrape = try c.scrape()
+        let series = scrape.all("bpfdepot_map_value").filter { $0.labels["load"] == "\(load)" }
+        let wide = series.filter { $0.labels["map"] == "wide" }
+        #expect(series.filter { $0.labels["map"] == "flows" }.count == 10)
+        #expect(wide.count == 1000 - 1 - 10, "\(wide.count) series of wide")
+        #expect(Set(wide.compactMap { $0.labels["key"] }).count == wide.count, "each entry once")
+        #expect(wide.allSatisfy { $0.value == 0 && $0.labels["field"] == "value" })
+        #expect(scrape.value("bpfdepot_map_series_truncated", ["load": "\(load)", "map": "wide"]) == 1)
+        #expect(scrape.value("bpfdepot_map_series_truncated", ["load": "\(load)", "map": "flows"]) == nil)
+        #expect(scrape.value("bpfdepot_variable", ["load": "\(load)", "name": "tuning"]) == 43, "variables come first")
+    }
 }

@@ -72,9 +72,9 @@ extension LoadedMap {
     /// Up to `limit` entries after `cursor` (nil: from the start), by batch where the kernel
     /// has batch operations for this map type and by key walk otherwise.
     ///
-    /// Every type in `lookupTypes` has BPF_MAP_LOOKUP_BATCH since Linux 5.18 (LPM tries were the
-    /// last to get the generic batch ops); the walk serves older kernels, and is what
-    /// `readPage` falls back to for any map whose kernel answers that it has no batch ops.
+    /// Every type in `lookupTypes` has BPF_MAP_LOOKUP_BATCH on the kernels we test (LPM tries got
+    /// the generic batch ops after hashes and arrays); the key walk serves a kernel that answers
+    /// that a map type has none (ENOTSUPP, as for a devmap).
     public func page(limit: Int, after cursor: MapCursor?) throws(BPFError) -> MapPage {
         guard supportsLookup else {
             throw .invalidArgument("map '\(spec.realName)' is a \(spec.type.name) map, whose entries cannot be looked up by key")
