@@ -983,7 +983,8 @@ paths:
         for the map type (every listed type on the kernels we test), key by key where it answers that it
         has none. `next` is the cursor for the next
         page (`after`), null after the last; a page of a hash map holds whole buckets, so it may
-        hold more than `limit` entries. Hash, array, LRU, per-CPU array and hash, LPM trie maps;
+        hold more than `limit` entries, and a page holds at most 8 MiB of keys and values, so one
+        of large (per-CPU) values may hold fewer. Hash, array, LRU, per-CPU array and hash, LPM trie maps;
         others answer 422.
       parameters:
         - name: limit

@@ -148,6 +148,17 @@ struct MapEntriesKernelTests {
         #expect(!cursors.isEmpty && cursors.allSatisfy { if case .afterKey = $0 { true } else { false } }, "\(cursors)")
     }
 
+    @Test("large values: a page holds at most maxPageBytes of keys and values, and the pages still cover every key")
+    func pagesAreBoundedInBytes() throws {
+        let m = try Self.map(.array, key: 4, value: 1 << 20, max: 12, name: "pg_large")
+        try m.update(key: Self.le32(11), value: [UInt8](repeating: 0xab, count: 1 << 20))
+        let first = try m.page(limit: 100, after: nil)
+        #expect(first.entries.count == LoadedMap.maxPageBytes / (4 + (1 << 20)), "\(first.entries.count) entries of 1 MiB")
+        let all = try Self.allPages(m, limit: 100).entries
+        #expect(all.map { Self.u32($0.key) } == Array(0..<12))
+        #expect(all.last?.value == [UInt8](repeating: 0xab, count: 1 << 20))
+    }
+
     @Test("update flags: create-only refuses an existing key (EEXIST), replace-only a missing one (ENOENT)")
     func updateFlags() throws {
         let m = try Self.map(.hash, key: 4, value: 4, max: 4, name: "pg_flags")
