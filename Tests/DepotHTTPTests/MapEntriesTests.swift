@@ -68,6 +68,15 @@ struct MapEntriesTests {
         #expect(byName[".bss.counters_per_device"] == nil)
         #expect((byName["stats"]?["kernelId"] as? NSNumber).map { $0.intValue > 0 } == true)
 
+        // `bpfdepot inspect --json` names the maps as the API does (and as libbpf, see
+        // LibbpfOracleTests), with the same kernel names, in the same order.
+        let inspect = try runProcess(ServeProcess.binary, ["inspect", "--json", try Fixtures.objectPath("maps_live").path])
+        #expect(inspect.code == 0, "\(inspect.err)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(inspect.out.utf8)) as? [String: Any])
+        let inspected = try #require(summary["maps"] as? [[String: Any]])
+        #expect(inspected.map { $0["name"] as? String ?? "" } == maps.map { $0["name"] as? String ?? "" })
+        #expect(inspected.map { $0["kernelName"] as? String ?? "" } == maps.map { $0["kernelName"] as? String ?? "" })
+
         // array: key i → {packets 10(i+1), bytes 1500(i+1), kind, name "s<i>"}
         let stats = try Self.entries(c, load, "stats")
         #expect(stats.count == 4)
