@@ -130,6 +130,13 @@ struct MapEntriesTests {
             #expect(sum["flag"] as? Bool == true)
         }
 
+        // LRU per-CPU hash
+        let lru = try Self.entries(c, load, "lru_cpu")
+        #expect(lru.count == 1 && Self.int(lru.first?["key"]) == 5, "\(lru)")
+        #expect((lru.first?["values"] as? [Any] ?? []).compactMap(Self.int) == (0..<cpus).map { 10 * ($0 + 1) })
+        #expect(Self.int(lru.first?["sum"]) == (0..<cpus).reduce(0) { $0 + 10 * ($1 + 1) })
+        #expect(byName["lru_cpu"]?["type"] as? String == "lru_percpu_hash")
+
         // LPM trie
         let routes = try Self.entries(c, load, "routes")
         var table: [Int: Int] = [:]

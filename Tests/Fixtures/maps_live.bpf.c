@@ -19,6 +19,7 @@
  *     (via bpf_map_lookup_percpu_elem), key i -> 1000 * c + i + 1.
  *   cpu_flows (per-CPU hash, u32 -> struct cpu_stat, 8 max): keys 7 and 8;
  *     on CPU c: hits = k * (c + 1), last_cpu = c, flag = (c == 0).
+ *   lru_cpu (LRU per-CPU hash, u32 -> u64, 8 max): key 5; on CPU c: 10 * (c + 1).
  *   routes (LPM trie, struct lpm_key -> u32, no prealloc): 10.0.0.0/8 -> 1,
  *     192.168.1.0/24 -> 2, 192.168.0.0/16 -> 3.
  *   events (ringbuf): one record.
@@ -99,6 +100,13 @@ struct {
 } cpu_flows SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u64);
+} lru_cpu SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 16);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -169,6 +177,22 @@ static __always_inline void fill_cpu_flows(const __u32 k)
 	}
 }
 
+static __always_inline void fill_lru_cpu(void)
+{
+	__u64 zero = 0;
+	__u32 key = 5, c;
+
+	bpf_map_update_elem(&lru_cpu, &key, &zero, BPF_ANY);
+#pragma unroll
+	for (c = 0; c < 64; c++) {
+		__u64 *v = bpf_map_lookup_percpu_elem(&lru_cpu, &key, c);
+
+		if (!v)
+			break;
+		*v = 10 * (c + 1);
+	}
+}
+
 static __always_inline int fill_stat(const __u32 i)
 {
 	__u32 key = i;
@@ -221,6 +245,7 @@ int fill(struct xdp_md *ctx)
 	fill_cpu_hits(3);
 	fill_cpu_flows(7);
 	fill_cpu_flows(8);
+	fill_lru_cpu();
 	route(8, 10, 0, 0, 1);
 	route(24, 192, 168, 1, 2);
 	route(16, 192, 168, 0, 3);
