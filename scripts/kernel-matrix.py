@@ -62,6 +62,7 @@ KERNEL_SUITES = [
     "BPFKernelTests.ArenaPageProbeTests",
     "DepotHTTPTests.ArenaFollowTests",
     "DepotHTTPTests.MapEntriesTests",
+    "BPFKernelTests.MapEntriesKernelTests",
 ]
 
 # Test targets that never touch the kernel (BPFObject is pure; the store is SQLite): their

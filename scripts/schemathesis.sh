@@ -163,6 +163,9 @@ VARIABLES = ["arena_counter", "arena_rec", "arena_msg", "arena_page", "CONFIG_NR
              "data_int", "data_str", "data_point", "ro_u32", "bss_arr", "cfg_limit"]
 SECTIONS = [".addr_space.1", ".bss", ".kconfig", ".data", ".rodata", ".data.custom", ".bss.extra"]
 PROGRAMS = ["arena_run", "sys_first", "xdp_prog", "tc_prog", "tp_getpid"]
+# The global-data loads' maps, by libbpf's names (a frozen .rodata.* map refuses writes: 409).
+MAPS = [".data.custom", ".bss.extra", ".rodata.cfg"]
+KEYS = ["0", "hex:00000000"]
 
 
 def known(method, path):
@@ -181,6 +184,10 @@ def known(method, path):
         out["name"] = VARIABLES
     if "{section}" in path:
         out["section"] = SECTIONS
+    if "{map}" in path:
+        out["map"] = MAPS
+    if "{key}" in path:
+        out["key"] = KEYS
     return out
 
 

@@ -1,4 +1,5 @@
 import BPFKernel
+import Glibc
 import BPFObject
 
 /// A map of a live load as clients see it.
@@ -61,17 +62,13 @@ public struct MapEntriesRead: Sendable {
 
     /// FNV-1a over every key and value and the cursor: the page's content tag.
     public var contentHash: UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ bytes: [UInt8]) {
-            withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).littleEndian) { for x in $0 { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 } }
-            for x in bytes { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
-        }
+        var h = MapContentHash()
         for e in page.entries {
-            mix(e.key)
-            mix(e.value)
+            h.mix(e.key)
+            h.mix(e.value)
         }
-        mix(Array((page.next?.text ?? "").utf8))
-        return h
+        h.mix(Array((page.next?.text ?? "").utf8))
+        return h.value
     }
 
     public var json: JSONValue {
@@ -81,6 +78,51 @@ public struct MapEntriesRead: Sendable {
             ("entries", .array(page.entries.map { Depot.entryJSON($0, map: map, btf: btf, cpus: cpus) })),
             ("next", page.next.map { .string($0.text) } ?? .null),
         ])
+    }
+}
+
+/// One entry read by key: the kernel's bytes, decoded on demand.
+public struct MapEntryRead: Sendable {
+    public let map: LoadedMap
+    public let btf: BTF?
+    public let entry: MapEntry
+    public let cpus: Int
+
+    /// FNV-1a over the key and the value: the entry's content tag.
+    public var contentHash: UInt64 {
+        var h = MapContentHash()
+        h.mix(entry.key)
+        h.mix(entry.value)
+        return h.value
+    }
+
+    /// `{"key", "value"}` (per-CPU: `{"key", "values", "sum"}`).
+    public var json: JSONValue { Depot.entryJSON(entry, map: map, btf: btf, cpus: cpus) }
+}
+
+/// FNV-1a over length-prefixed byte strings (so `ab|c` and `a|bc` differ).
+struct MapContentHash {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func mix(_ bytes: [UInt8]) {
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).littleEndian) { for x in $0 { step(x) } }
+        for x in bytes { step(x) }
+    }
+
+    private mutating func step(_ x: UInt8) { value = (value ^ UInt64(x)) &* 0x100_0000_01b3 }
+}
+
+/// What a write may find: any entry, none (create only: `If-None-Match: *`, the kernel's
+/// BPF_NOEXIST), or one already there (replace only: `If-Match: *`, BPF_EXIST).
+public enum MapWriteCondition: Sendable {
+    case any, createOnly, replaceOnly
+
+    var flags: UInt64 {
+        switch self {
+        case .any: BPFConstants.UpdateFlag.any
+        case .createOnly: BPFConstants.UpdateFlag.noExist
+        case .replaceOnly: BPFConstants.UpdateFlag.exist
+        }
     }
 }
 
@@ -115,18 +157,26 @@ extension Depot {
 
     /// One entry by key: `{"key", "value"}` (per-CPU: `{"key", "values", "sum"}`).
     public func mapEntry(loadID: Int64, map name: String, key: MapKeyInput) throws(DepotError) -> JSONValue {
+        try mapEntryRead(loadID: loadID, map: name, key: key).json
+    }
+
+    /// One entry by key, with its content tag (see `MapEntryRead`).
+    public func mapEntryRead(loadID: Int64, map name: String, key: MapKeyInput) throws(DepotError) -> MapEntryRead {
         let (obj, map) = try readableMap(loadID, name)
         let k = try keyBytes(key, map: map, btf: obj.spec.btf, name: name)
         let value: [UInt8]?
         do { value = try map.lookup(key: k) } catch { throw .mapOperation(map: name, error) }
         guard let value else { throw .mapEntryNotFound(map: name, key: Self.keyText(k, map: map, btf: obj.spec.btf)) }
-        return Self.entryJSON(MapEntry(key: k, value: value), map: map, btf: obj.spec.btf, cpus: LoadedMap.possibleCPUs ?? 1)
+        return MapEntryRead(map: map, btf: obj.spec.btf, entry: MapEntry(key: k, value: value), cpus: LoadedMap.possibleCPUs ?? 1)
     }
 
     /// Creates or replaces one entry. `value` is `{"value": X}` (per-CPU maps: X for every CPU),
     /// or `{"values": [X0, X1, …]}` for a per-CPU map (one per possible CPU). Every value is
     /// encoded before anything is written; members left out are zero.
-    public func putMapEntry(loadID: Int64, map name: String, key: MapKeyInput, body: [(String, JSONValue)]) throws(DepotError) -> JSONValue {
+    /// `condition` asks the kernel to create only or replace only (`mapWriteRefused` when the
+    /// entry is, or is not, there: an array has every key, so it can never be created).
+    public func putMapEntry(loadID: Int64, map name: String, key: MapKeyInput, body: [(String, JSONValue)],
+                            condition: MapWriteCondition = .any) throws(DepotError) -> JSONValue {
         let (obj, map) = try readableMap(loadID, name)
         let btf = obj.spec.btf
         let k = try keyBytes(key, map: map, btf: btf, name: name)
@@ -154,7 +204,16 @@ extension Depot {
             try encode(v, typeID: map.spec.btfValueTypeID, size: slot, btf: btf, into: &one, map: name, what: "value")
             bytes.replaceSubrange((i * stride)..<(i * stride + slot), with: one)
         }
-        do { try map.update(key: k, value: bytes) } catch { throw .mapOperation(map: name, error) }
+        do { try map.update(key: k, value: bytes, flags: condition.flags) } catch {
+            switch (condition, error.errno) {
+            case (.createOnly, EEXIST?):
+                throw .mapWriteRefused(map: name, key: Self.keyText(k, map: map, btf: btf), reason: "the entry exists and If-None-Match: * asked to create it only")
+            case (.replaceOnly, ENOENT?):
+                throw .mapWriteRefused(map: name, key: Self.keyText(k, map: map, btf: btf), reason: "there is no such entry and If-Match: * asked to replace one only")
+            default:
+                throw .mapOperation(map: name, error)
+            }
+        }
         return try mapEntry(loadID: loadID, map: name, key: .bytes(k))
     }
 

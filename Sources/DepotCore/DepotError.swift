@@ -37,6 +37,8 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
     case badMapKey(map: String, reason: String)
     case badMapValue(map: String, reason: String)
     case mapEntryNotFound(map: String, key: String)
+    /// A conditional write (create only, replace only) found the entry the other way.
+    case mapWriteRefused(map: String, key: String, reason: String)
     /// The kernel refused a map read or write.
     case mapOperation(map: String, BPFError)
 
@@ -71,6 +73,7 @@ public enum DepotError: Error, Sendable, CustomStringConvertible {
         case .badMapKey(let n, let r): return "map '\(n)': bad key: \(r)"
         case .badMapValue(let n, let r): return "map '\(n)': bad value: \(r)"
         case .mapEntryNotFound(let n, let k): return "map '\(n)' has no entry with key \(k)"
+        case .mapWriteRefused(let n, let k, let r): return "map '\(n)', key \(k): \(r)"
         case .mapOperation(let n, let e): return "map '\(n)': \(e)"
         }
     }

@@ -120,6 +120,8 @@ extension DepotError: HTTPProblemConvertible {
             return HTTPProblem(status: .unprocessableContent, type: "bad-value", detail: detail, extensions: [("map", .string(name))])
         case .mapEntryNotFound(let name, _):
             return HTTPProblem(status: .notFound, type: "no-such-entry", detail: detail, extensions: [("map", .string(name))])
+        case .mapWriteRefused(let name, _, _):
+            return HTTPProblem(status: .preconditionFailed, type: "precondition-failed", detail: detail, extensions: [("map", .string(name))])
         case .mapOperation(let name, let e):
             var ext: [(String, JSONValue)] = [("map", .string(name))]
             if let errno = e.errno { ext.append(("errno", .int(Int64(errno)))) }

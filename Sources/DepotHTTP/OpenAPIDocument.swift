@@ -950,7 +950,11 @@ paths:
       description: |
         Every map of the load with its kernel id, sizes, flags, BTF key and value type names,
         and `entries` where the kernel tells it without a walk (arrays: `maxEntries`; a
-        global-data map: 1; hash maps: null). `lookup` says whether `…/entries` can read it.
+        global-data map: 1; hash maps and LPM tries: null, the kernel keeps no count user space
+        can read). `lookup` says whether `…/entries` can read it. `name` is libbpf's
+        `bpf_map__name`: a `.data.*` or `.rodata.*` section's map by the whole section name
+        (`.data.read_mostly`), every other map (`.bss.*` included) by the kernel's 15-character
+        `kernelName`.
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
@@ -976,9 +980,11 @@ paths:
         variables use); `"hex:…"` where the map has no BTF type for them. A per-CPU map's entry
         has `values` (one per possible CPU) and `sum` (numbers added, bools or'ed, other leaves
         kept where every CPU agrees). Read with `BPF_MAP_LOOKUP_BATCH` where the kernel has it
-        for the map type, key by key otherwise (LPM tries). `next` is the cursor for the next
+        for the map type (every listed type on the kernels we test), key by key where it answers that it
+        has none. `next` is the cursor for the next
         page (`after`), null after the last; a page of a hash map holds whole buckets, so it may
-        hold more than `limit` entries. Hash, array, LRU, per-CPU array and hash, LPM trie maps;
+        hold more than `limit` entries, and a page holds at most 8 MiB of keys and values, so one
+        of large (per-CPU) values may hold fewer. Hash, array, LRU, per-CPU array and hash, LPM trie maps;
         others answer 422.
       parameters:
         - name: limit
@@ -1031,13 +1037,18 @@ paths:
       operationId: getMapEntry
       tags: [maps]
       summary: One entry by key
+      parameters:
+        - $ref: "#/components/parameters/IfNoneMatch"
       responses:
         "429": { $ref: "#/components/responses/TooManyRequests" }
         "200":
           description: the entry
+          headers:
+            ETag: { $ref: "#/components/headers/ContentETag" }
           content:
             application/json:
               schema: { $ref: "#/components/schemas/MapEntry" }
+        "304": { $ref: "#/components/responses/NotModified" }
         "400": { $ref: "#/components/responses/BadKey" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotLoaded" }
@@ -1049,9 +1060,21 @@ paths:
       summary: Create or replace one entry
       description: |
         `{"value": X}` (a per-CPU map: X on every CPU) or `{"values": [...]}` with one value per
-        possible CPU. Everything is encoded before anything is written.
+        possible CPU. Everything is encoded before anything is written. A global-data map's value
+        is an object of its variables (those left out are zero). `If-None-Match: *` creates only
+        and `If-Match: *` replaces only, checked by the kernel (`BPF_NOEXIST`, `BPF_EXIST`);
+        entity tags are refused (`400`): the kernel has no compare-and-swap for map entries.
       security:
         - bearerAuth: []
+      parameters:
+        - name: If-None-Match
+          in: header
+          description: "`*`: create the entry only if it is not there (an array has every key)"
+          schema: { type: string, const: "*" }
+        - name: If-Match
+          in: header
+          description: "`*`: replace the entry only if it is there"
+          schema: { type: string, const: "*" }
       requestBody:
         required: true
         content:
@@ -1066,9 +1089,18 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/MapEntry" }
-        "400": { $ref: "#/components/responses/BadKey" }
+        "400":
+          description: a key that does not encode to the map's key type or size (`bad-key`), or an `If-Match`/`If-None-Match` other than `*` (`invalid-precondition`)
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem400" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "412":
+          description: "`If-None-Match: *` found the entry, or `If-Match: *` did not (`precondition-failed`); nothing was written"
+          content:
+            application/problem+json:
+              schema: { $ref: "#/components/schemas/Problem" }
         "409":
           description: the load is not loaded (`not-loaded`), the map is read-only to user space (`read-only`) or full (`map-full`)
           content:

@@ -55,6 +55,48 @@ import Testing
         try #require((spec ?? globals).dataSection(named: section)).image
     }
 
+    // MARK: - a whole data section (a global-data map's value)
+
+    @Test("a data section decodes to its variables and encodes back to the same bytes", arguments: [".data", ".data.custom", ".bss"])
+    func dataSectionRoundTrips(section: String) throws {
+        let btf = try #require(globals.btf)
+        let sec = try #require(globals.dataSection(named: section))
+        let datasec = try #require(btf.find(named: section, kind: .dataSection))
+        let json = try BTFValueDecoder(btf: btf).decode(datasec, sec.image[...])
+        guard case .object(let vars) = json else { Issue.record("\(section): \(json.text)"); return }
+        #expect(!vars.isEmpty)
+        var image = [UInt8](repeating: 0, count: sec.image.count)
+        try BTFValueEncoder(btf: btf).encode(json, as: datasec, into: &image, at: 0, path: "")
+        guard case .dataSection(_, let infos)? = btf.type(datasec)?.kind else { Issue.record("not a DATASEC"); return }
+        for info in infos {
+            let range = Int(info.offset)..<Int(info.offset + info.size)
+            #expect(image[range] == sec.image[range], "\(section) at \(range)")
+        }
+    }
+
+    @Test func aDataSectionTakesOnlyItsVariablesByName() throws {
+        let btf = try #require(globals.btf)
+        let datasec = try #require(btf.find(named: ".data", kind: .dataSection))
+        let size = try #require(globals.dataSection(named: ".data")).image.count
+        func fails(_ text: String) throws -> EncodeError? {
+            var image = [UInt8](repeating: 0, count: size)
+            let value = try JSONValue(parsing: text)
+            do { try BTFValueEncoder(btf: btf).encode(value, as: datasec, into: &image, at: 0, path: "") } catch {
+                return error
+            }
+            return nil
+        }
+        #expect(try fails(#"{"data_int": 7}"#) == nil)
+        let unknown = try #require(try fails(#"{"nope": 1}"#))
+        #expect(unknown.description.contains("data_int"), "names the variables there are: \(unknown)")
+        #expect(try fails("7") != nil, "a data section is an object")
+        // Too small an image for the section: refused, nothing written past it.
+        var short = [UInt8](repeating: 0, count: 2)
+        #expect(throws: EncodeError.self) {
+            try BTFValueEncoder(btf: btf).encode(JSONValue(parsing: #"{"data_int": 7}"#), as: datasec, into: &short, at: 0, path: "")
+        }
+    }
+
     // MARK: - bitfields
 
     @Test func bitfieldChangesOnlyItsBits() throws {

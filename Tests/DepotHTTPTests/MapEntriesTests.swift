@@ -62,7 +62,20 @@ struct MapEntriesTests {
         #expect(byName["events"]?["lookup"] as? Bool == false)
         #expect(Self.int(byName["stats"]?["entries"]) == 4)
         #expect(byName[".data.read_mostly"]?["kernelName"] as? String == ".data.read_most", "the kernel keeps 15 characters")
+        // As libbpf's bpf_map__name: .data.* and .rodata.* by the whole section name, .bss.* not.
+        #expect(byName[".rodata.limits_for_tenants"]?["kernelName"] as? String == ".rodata.limits_")
+        #expect(byName[".bss.counters_p"]?["kernelName"] as? String == ".bss.counters_p", "\(byName.keys.sorted())")
+        #expect(byName[".bss.counters_per_device"] == nil)
         #expect((byName["stats"]?["kernelId"] as? NSNumber).map { $0.intValue > 0 } == true)
+
+        // `bpfdepot inspect --json` names the maps as the API does (and as libbpf, see
+        // LibbpfOracleTests), with the same kernel names, in the same order.
+        let inspect = try runProcess(ServeProcess.binary, ["inspect", "--json", try Fixtures.objectPath("maps_live").path])
+        #expect(inspect.code == 0, "\(inspect.err)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(inspect.out.utf8)) as? [String: Any])
+        let inspected = try #require(summary["maps"] as? [[String: Any]])
+        #expect(inspected.map { $0["name"] as? String ?? "" } == maps.map { $0["name"] as? String ?? "" })
+        #expect(inspected.map { $0["kernelName"] as? String ?? "" } == maps.map { $0["kernelName"] as? String ?? "" })
 
         // array: key i → {packets 10(i+1), bytes 1500(i+1), kind, name "s<i>"}
         let stats = try Self.entries(c, load, "stats")
@@ -117,7 +130,14 @@ struct MapEntriesTests {
             #expect(sum["flag"] as? Bool == true)
         }
 
-        // LPM trie (no batch operations: walked key by key)
+        // LRU per-CPU hash
+        let lru = try Self.entries(c, load, "lru_cpu")
+        #expect(lru.count == 1 && Self.int(lru.first?["key"]) == 5, "\(lru)")
+        #expect((lru.first?["values"] as? [Any] ?? []).compactMap(Self.int) == (0..<cpus).map { 10 * ($0 + 1) })
+        #expect(Self.int(lru.first?["sum"]) == (0..<cpus).reduce(0) { $0 + 10 * ($1 + 1) })
+        #expect(byName["lru_cpu"]?["type"] as? String == "lru_percpu_hash")
+
+        // LPM trie
         let routes = try Self.entries(c, load, "routes")
         var table: [Int: Int] = [:]
         for e in routes {
@@ -130,6 +150,24 @@ struct MapEntriesTests {
         let tuning = try Self.entries(c, load, ".data.read_mostly")
         #expect(tuning.count == 1 && Self.int(tuning.first?["key"]) == 0)
         #expect(Self.int((tuning.first?["value"] as? [String: Any])?["tuning"]) == 43, "42 + the run's 1")
+        let limits = try Self.entries(c, load, ".rodata.limits_for_tenants")
+        #expect(Self.int((limits.first?["value"] as? [String: Any])?["tenant_limit"]) == 7, "\(limits)")
+        // The .bss.* map by libbpf's (the kernel's) name, and by its whole section name too.
+        for name in [".bss.counters_p", ".bss.counters_per_device"] {
+            let bss = try Self.entries(c, load, name)
+            #expect(Self.int((bss.first?["value"] as? [String: Any])?["device_total"]) == 7, "\(name): \(bss)")
+        }
+        // A data section's value is written typed, as it reads; the variable sees it (same memory).
+        let retune = try c.send("PUT", "/v1/loads/\(load)/maps/.data.read_mostly/entries/0", json: #"{"value": {"tuning": 50}}"#)
+        #expect(retune.status == 200 && Self.int((retune.json["value"] as? [String: Any])?["tuning"]) == 50, "\(retune.text)")
+        let variable = try c.get("/v1/loads/\(load)/variables/tuning")
+        #expect(Self.int(variable.json["value"]) == 50, "\(variable.text)")
+        let unknownVar = try c.send("PUT", "/v1/loads/\(load)/maps/.data.read_mostly/entries/0", json: #"{"value": {"nope": 1}}"#)
+        #expect(unknownVar.status == 422 && unknownVar.text.contains("tuning"), "names the variables it has: \(unknownVar.text)")
+        // A frozen .rodata map takes no writes from user space: 409 read-only, nothing changed.
+        let frozen = try c.send("PUT", "/v1/loads/\(load)/maps/.rodata.limits_for_tenants/entries/0", json: #"{"value": {"tenant_limit": 9}}"#)
+        #expect(frozen.status == 409 && (frozen.json["type"] as? String)?.hasSuffix("read-only") == true, "\(frozen.status) \(frozen.text)")
+        #expect(Self.int((try Self.entries(c, load, ".rodata.limits_for_tenants").first?["value"] as? [String: Any])?["tenant_limit"]) == 7)
 
         // A ring buffer has no entries by key: 422 saying so; an unknown map is 404.
         let ring = try c.get("/v1/loads/\(load)/maps/events/entries")
@@ -266,5 +304,70 @@ struct MapEntriesTests {
         #expect(try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"maps": ["events"]}"#).status == 422)
         #expect(try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"maps": ["nope"]}"#).status == 404)
         #expect(try c.get("/v1/loads/\(load)/metrics").json["maps"] as? [String] == ["cpu_hits", "flows"])
+    }
+
+    @Test func oneEntryIsTaggedAndWritesCanBeCreateOnlyOrReplaceOnly() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let (c, load) = try Self.filled(f, s)
+        let entry = "/v1/loads/\(load)/maps/recent/entries"
+
+        // GET by key: a content tag; the same bytes → 304 (no body), a write → a new tag.
+        let first = try c.get("\(entry)/101")
+        let tag = try #require(first.headers["ETag"], "\(first.text)")
+        #expect(first.status == 200 && Self.int(first.json["value"]) == 14)
+        let same = try c.get("\(entry)/101", headers: [("If-None-Match", tag)])
+        #expect(same.status == 304 && same.text.isEmpty && same.headers["ETag"] == tag)
+        #expect(try c.get("\(entry)/102", headers: [("If-None-Match", tag)]).status == 200, "another key, other bytes, another tag")
+        #expect(try c.send("PUT", "\(entry)/101", json: #"{"value": 15}"#).status == 200)
+        let changed = try c.get("\(entry)/101", headers: [("If-None-Match", tag)])
+        #expect(changed.status == 200 && changed.headers["ETag"] != tag && Self.int(changed.json["value"]) == 15)
+
+        // If-None-Match: * creates only: a new key is made once, then refused with 412, unchanged.
+        let created = try c.send("PUT", "\(entry)/200", json: #"{"value": 1}"#, headers: [("If-None-Match", "*")])
+        #expect(created.status == 200 && Self.int(created.json["value"]) == 1, "\(created.text)")
+        let again = try c.send("PUT", "\(entry)/200", json: #"{"value": 2}"#, headers: [("If-None-Match", "*")])
+        #expect(again.status == 412 && (again.json["type"] as? String)?.hasSuffix("precondition-failed") == true, "\(again.text)")
+        #expect(Self.int(try c.get("\(entry)/200").json["value"]) == 1)
+        // An array holds every key: create-only always finds one.
+        let arrayCreate = try c.send("PUT", "/v1/loads/\(load)/maps/cpu_hits/entries/0", json: #"{"value": 9}"#,
+                                     headers: [("If-None-Match", "*")])
+        #expect(arrayCreate.status == 412, "\(arrayCreate.text)")
+
+        // If-Match: * replaces only: a missing key stays missing (412); a present one is replaced.
+        let missing = try c.send("PUT", "\(entry)/300", json: #"{"value": 3}"#, headers: [("If-Match", "*")])
+        #expect(missing.status == 412, "\(missing.text)")
+        #expect(try c.get("\(entry)/300").status == 404, "nothing was created")
+        let replaced = try c.send("PUT", "\(entry)/200", json: #"{"value": 4}"#, headers: [("If-Match", "*")])
+        #expect(replaced.status == 200 && Self.int(replaced.json["value"]) == 4, "\(replaced.text)")
+
+        // Entity tags would need a compare-and-swap the kernel lacks: 400, nothing written.
+        let tagged = try c.send("PUT", "\(entry)/200", json: #"{"value": 5}"#, headers: [("If-Match", tag)])
+        #expect(tagged.status == 400 && (tagged.json["type"] as? String)?.hasSuffix("invalid-precondition") == true, "\(tagged.text)")
+        #expect(Self.int(try c.get("\(entry)/200").json["value"]) == 4)
+    }
+
+    @Test func exportsPastTheSeriesBudgetAreCutAndSaySo() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let (c, load) = try Self.filled(f, s)
+
+        // 1 variable series + flows' 10 + wide's 1,100 entries: wide gets what is left of 1,000.
+        let put = try c.send("PUT", "/v1/loads/\(load)/metrics", json: #"{"variables": ["tuning"], "maps": ["wide", "flows"]}"#)
+        #expect(put.status == 200, "\(put.text)")
+        let scrape = try c.scrape()
+        let series = scrape.all("bpfdepot_map_value").filter { $0.labels["load"] == "\(load)" }
+        let wide = series.filter { $0.labels["map"] == "wide" }
+        #expect(series.filter { $0.labels["map"] == "flows" }.count == 10)
+        #expect(wide.count == 1000 - 1 - 10, "\(wide.count) series of wide")
+        #expect(Set(wide.compactMap { $0.labels["key"] }).count == wide.count, "each entry once")
+        #expect(wide.allSatisfy { $0.value == 0 && $0.labels["field"] == "value" })
+        #expect(scrape.value("bpfdepot_map_series_truncated", ["load": "\(load)", "map": "wide"]) == 1)
+        #expect(scrape.value("bpfdepot_map_series_truncated", ["load": "\(load)", "map": "flows"]) == nil)
+        #expect(scrape.value("bpfdepot_variable", ["load": "\(load)", "name": "tuning"]) == 43, "variables come first")
     }
 }

@@ -19,10 +19,21 @@
  *     (via bpf_map_lookup_percpu_elem), key i -> 1000 * c + i + 1.
  *   cpu_flows (per-CPU hash, u32 -> struct cpu_stat, 8 max): keys 7 and 8;
  *     on CPU c: hits = k * (c + 1), last_cpu = c, flag = (c == 0).
+ *   lru_cpu (LRU per-CPU hash, u32 -> u64, 8 max): key 5; on CPU c: 10 * (c + 1).
  *   routes (LPM trie, struct lpm_key -> u32, no prealloc): 10.0.0.0/8 -> 1,
  *     192.168.1.0/24 -> 2, 192.168.0.0/16 -> 3.
  *   events (ringbuf): one record.
  *   tuning (.data.read_mostly, u32): 42 before the run; the run adds 1.
+ *   device_total (.bss.counters_per_device, u64): the run adds tenant_limit.
+ *   tenant_limit (.rodata.limits_for_tenants, const u32): 7.
+ *   wide (array, u32 -> u64, 1100 entries): untouched (all zero); more entries
+ *     than a load may export as series.
+ *
+ * Names, as libbpf's bpf_map__name gives them: .data.read_mostly and
+ * .rodata.limits_for_tenants by the whole section name (the kernel keeps
+ * ".data.read_most" and ".rodata.limits_"), but .bss.counters_per_device by
+ * the kernel's ".bss.counters_p" (libbpf's map_uses_real_name covers .data.*
+ * and .rodata.* only).
  */
 #include "bpfdepot_common.h"
 
@@ -89,6 +100,13 @@ struct {
 } cpu_flows SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u64);
+} lru_cpu SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 16);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -101,7 +119,16 @@ struct {
 	__uint(max_entries, 4096);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1100);
+	__type(key, __u32);
+	__type(value, __u64);
+} wide SEC(".maps");
+
 __u32 tuning SEC(".data.read_mostly") = 42;
+__u64 device_total SEC(".bss.counters_per_device");
+const volatile __u32 tenant_limit SEC(".rodata.limits_for_tenants") = 7;
 
 static __always_inline void set_name(char *dst, char tag, __u32 i)
 {
@@ -147,6 +174,22 @@ static __always_inline void fill_cpu_flows(const __u32 k)
 		v->hits = k * (c + 1);
 		v->last_cpu = c;
 		v->flag = c == 0;
+	}
+}
+
+static __always_inline void fill_lru_cpu(void)
+{
+	__u64 zero = 0;
+	__u32 key = 5, c;
+
+	bpf_map_update_elem(&lru_cpu, &key, &zero, BPF_ANY);
+#pragma unroll
+	for (c = 0; c < 64; c++) {
+		__u64 *v = bpf_map_lookup_percpu_elem(&lru_cpu, &key, c);
+
+		if (!v)
+			break;
+		*v = 10 * (c + 1);
 	}
 }
 
@@ -202,11 +245,13 @@ int fill(struct xdp_md *ctx)
 	fill_cpu_hits(3);
 	fill_cpu_flows(7);
 	fill_cpu_flows(8);
+	fill_lru_cpu();
 	route(8, 10, 0, 0, 1);
 	route(24, 192, 168, 1, 2);
 	route(16, 192, 168, 0, 3);
 	bpf_ringbuf_output(&events, &one, sizeof(one), 0);
 	tuning += 1;
+	device_total += tenant_limit;
 	return XDP_PASS;
 }
 

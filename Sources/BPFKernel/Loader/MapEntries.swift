@@ -55,6 +55,16 @@ extension LoadedMap {
 
     public var supportsLookup: Bool { Self.lookupTypes.contains(spec.type) }
 
+    /// The most key and value bytes one page holds: a page is shorter than asked when its
+    /// entries are large (a per-CPU value is one slot per possible CPU), so a `limit` of 10,000
+    /// on a map of 4 KiB per-CPU values cannot make the service allocate gigabytes.
+    public static let maxPageBytes = 8 << 20
+
+    /// How many entries of this shape fit in `maxPageBytes` (at least one).
+    static func entriesFitting(keySize: Int, valueSize: Int) -> Int {
+        max(1, maxPageBytes / max(1, keySize + valueSize))
+    }
+
     public var isPerCPU: Bool { [.percpuHash, .percpuArray, .lruPercpuHash].contains(spec.type) }
 
     /// The possible-CPU count per-CPU values are laid out for (read once per process).
@@ -71,12 +81,21 @@ extension LoadedMap {
 
     /// Up to `limit` entries after `cursor` (nil: from the start), by batch where the kernel
     /// has batch operations for this map type and by key walk otherwise.
+    ///
+    /// Every type in `lookupTypes` has BPF_MAP_LOOKUP_BATCH on the kernels we test (LPM tries got
+    /// the generic batch ops after hashes and arrays); the key walk serves a kernel that answers
+    /// that a map type has none (ENOTSUPP, as for a devmap).
     public func page(limit: Int, after cursor: MapCursor?) throws(BPFError) -> MapPage {
         guard supportsLookup else {
             throw .invalidArgument("map '\(spec.realName)' is a \(spec.type.name) map, whose entries cannot be looked up by key")
         }
-        let limit = max(1, limit)
+        return try readPage(limit: limit, after: cursor)
+    }
+
+    /// `page` without the type check: batch first, the key walk where the kernel refuses it.
+    func readPage(limit: Int, after cursor: MapCursor?) throws(BPFError) -> MapPage {
         let keySize = Int(spec.keySize), valueSize = try valueBytes()
+        let limit = min(max(1, limit), Self.entriesFitting(keySize: keySize, valueSize: valueSize))
         switch cursor {
         case .afterKey(let key):
             guard key.count == keySize else { throw .invalidArgument("cursor key has \(key.count) bytes, the map's keys \(keySize)") }
@@ -109,7 +128,7 @@ extension LoadedMap {
                 return MapPage(entries: entries, next: batch.done ? nil : .batch(batch.outBatch))
             } catch .syscall(.mapLookupBatch, ENOSPC, _) {
                 // One hash bucket holds more entries than `count`: whole buckets only.
-                count = min(count * 4, 1 << 16)
+                count = min(count * 4, 1 << 16, Self.entriesFitting(keySize: keySize, valueSize: valueSize))
             }
         }
         throw .invalidArgument("map '\(spec.realName)': a hash bucket holds more than \(count) entries")
@@ -133,8 +152,10 @@ extension LoadedMap {
         try BPFSys.mapLookup(fd: fd, key: key, valueSize: try valueBytes())
     }
 
-    public func update(key: [UInt8], value: [UInt8]) throws(BPFError) {
-        try BPFSys.mapUpdate(fd: fd, key: key, value: value)
+    /// BPF_MAP_UPDATE_ELEM with `flags` (`BPFConstants.UpdateFlag`): `noExist` makes the kernel
+    /// answer EEXIST for a key it holds (every key of an array), `exist` ENOENT for one it lacks.
+    public func update(key: [UInt8], value: [UInt8], flags: UInt64 = BPFConstants.UpdateFlag.any) throws(BPFError) {
+        try BPFSys.mapUpdate(fd: fd, key: key, value: value, flags: flags)
     }
 
     @discardableResult

@@ -77,11 +77,16 @@ public struct MapSpec: Sendable, Equatable {
 }
 
 extension MapSpec {
-    /// libbpf v1.8's `bpf_map__name`: for a map of a custom data section (a section name with a
-    /// second dot: `.data.read_mostly`, `.rodata.str1.1`) the whole section name, although the
-    /// kernel keeps only its first 15 characters; the kernel-visible name for every other map.
+    /// libbpf v1.8's `bpf_map__name`: the whole section name for a map of a custom `.data.*` or
+    /// `.rodata.*` section (`.data.read_mostly`), although the kernel keeps only its first 15
+    /// characters; the kernel-visible name for every other map. libbpf's `map_uses_real_name`
+    /// leaves `.bss.*` out: such a map is named like the kernel's (the section's first 15
+    /// characters, `[A-Za-z0-9_.]` only).
     public var libbpfName: String {
-        if case .globalData = role, realName.dropFirst().contains(".") { return realName }
-        return name
+        guard case .globalData(_, let kind) = role else { return name }
+        switch kind {
+        case .data where realName != ".data", .rodata where realName != ".rodata": return realName
+        default: return name
+        }
     }
 }

@@ -193,6 +193,23 @@ public struct BTFValueEncoder: Sendable {
                               depth: depth + 1)
                 }
             }
+        case .dataSection(_, let vars):
+            // A global-data map's value, as the decoder shows it: its variables by name at their
+            // section offsets (variables left out are zero, as struct members are).
+            guard case .object(let pairs) = v else { throw fail(.typeMismatch(expected: "an object")) }
+            var slots: [String: (info: BTFVarSecInfo, type: UInt32)] = [:]
+            for info in vars {
+                guard let vt = btf.type(info.type), case .variable(let type, _) = vt.kind else { continue }
+                slots[btf.string(at: vt.nameOffset)] = (info, type)
+            }
+            var written = Set<String>()
+            for (key, item) in pairs {
+                guard let slot = slots[key] else { throw fail(.unknownMember(key, valid: slots.keys.sorted())) }
+                guard written.insert(key).inserted else { throw fail(.duplicateMember(key)) }
+                let start = offset + Int(slot.info.offset)
+                try write(item, slot.type, &bytes, at: start, limit: min(offset + size, start + Int(slot.info.size)),
+                          path: path.isEmpty ? key : "\(path).\(key)", depth: depth + 1)
+            }
         default:
             throw fail(.unsupported)
         }
