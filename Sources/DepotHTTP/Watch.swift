@@ -127,7 +127,13 @@ final class EventStream: @unchecked Sendable {
         let (check, waiting, socket, last) = state.withLock { s -> (Bool?, Bool, Int32, String?) in
             guard !s.ending, !s.freed else { return (nil, false, -1, nil) }
             let check = now >= s.nextCheck
-            if check { s.nextCheck = now &+ interval }
+            if check {
+                // On the interval's own cadence, not the round's: a round that ran a little late
+                // or early does not drift the checks (1 s stays 1 s). Behind by a whole
+                // interval (a stalled thread), start over from now.
+                let next = s.nextCheck &+ interval
+                s.nextCheck = next > now ? next : now &+ interval
+            }
             return (check, s.suspended, s.socket, s.lastTag)
         }
         guard let check else { return Outcome(resume: nil, next: nil) }
