@@ -39,14 +39,17 @@ out=${OUT:-$bench/RESULTS.md}
 # Open event streams: what 1,000 idle (then active) watchers cost the server (bench/watchers.py).
 if [ -z "${SKIP_WATCHERS:-}" ]; then
     watchers=$(BPFDEPOT="$build/release/bpfdepot" WATCH_SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")
+    # The same with no two streams sharing a read (N different resources).
+    distinct=$(DISTINCT=1 BPFDEPOT="$build/release/bpfdepot" WATCH_SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")
     {
         echo
         echo "## Watchers: 1,000 open event streams"
         echo
-        echo "\`python3 bench/watchers.py\` (N=1000, 30 s per phase; goal: idle < 5% of a core):"
+        echo "\`python3 bench/watchers.py\`, then \`DISTINCT=1 python3 bench/watchers.py\` (N=1000, 30 s per phase; goal: idle < 5% of a core):"
         echo
         echo '```'
         echo "$watchers"
+        echo "$distinct"
         echo '```'
     } >>"$out"
 fi

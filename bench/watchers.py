@@ -9,8 +9,13 @@ second, so every stream gets one event per second). Prints, for each phase, the 
 time over the phase as % of one core (utime+stime from /proc/PID/stat), its RSS and anonymous
 memory (/proc/PID/status), events received, and bpfdepot_watchers from /metrics.
 
+Watchers of one resource checked in the same round share one read; DISTINCT=1 adds a query
+parameter of its own to each stream (`&viewer=I`, ignored by the route), so no two share: the
+cost of N watchers of N different things.
+
     python3 bench/watchers.py                 # N=1000 WATCH_SECONDS=30
     N=200 WATCH_SECONDS=10 python3 bench/watchers.py
+    DISTINCT=1 python3 bench/watchers.py
 """
 import json
 import os
@@ -28,6 +33,7 @@ SECONDS = float(os.environ.get("WATCH_SECONDS", "30"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BPFDEPOT", os.path.join(ROOT, ".build/release/bpfdepot"))
 PORT = int(os.environ.get("PORT", "18399"))
+DISTINCT = os.environ.get("DISTINCT", "") not in ("", "0")
 BASE = f"http://127.0.0.1:{PORT}"
 
 
@@ -110,12 +116,15 @@ def main():
         with open(obj, "rb") as f:
             oid = json.loads(request("POST", "/v1/objects?name=globals_run.o", f.read()))["id"]
         load = json.loads(request("POST", f"/v1/objects/{oid}/loads"))["id"]
-        print(f"bench/watchers.py: {BIN}, {N} streams of /v1/loads/{load}/variables/input?watch=1&interval=1s, {SECONDS:.0f} s per phase")
+        path = f"/v1/loads/{load}/variables/input?watch=1&interval=1s"
+        print(f"bench/watchers.py: {BIN}, {N} streams of {path}{'&viewer=I (DISTINCT=1: no shared reads)' if DISTINCT else ''},"
+              f" {SECONDS:.0f} s per phase")
         sel = selectors.DefaultSelector()
         socks = []
-        for _ in range(N):
+        for i in range(N):
             s = socket.create_connection(("127.0.0.1", PORT))
-            s.sendall(f"GET /v1/loads/{load}/variables/input?watch=1&interval=1s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            target = f"{path}&viewer={i}" if DISTINCT else path
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
             socks.append(s)

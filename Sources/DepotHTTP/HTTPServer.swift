@@ -66,6 +66,16 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// The watch thread's rounds (wakeups with something due) and resource reads so far; nil
+    /// when not running. For tests and benchmarks.
+    var watchCounters: (rounds: UInt64, reads: UInt64)? {
+        state.withLock {
+            guard case .running(let r) = $0 else { return nil }
+            let hub = r.core.takeUnretainedValue().watches
+            return (hub.rounds.load(ordering: .relaxed), hub.reads.load(ordering: .relaxed))
+        }
+    }
+
     /// Validates the configuration and starts listening; returns once the socket is bound.
     public func start() throws(HTTPServerError) {
         do throws(HTTPConfigurationError) {

@@ -233,7 +233,9 @@ final class ServerCore: Sendable {
             let socket = cmhd_connection_fd(connection)
             stream.state.withLock { $0.connection = suspended; $0.socket = socket }
             guard watches.add(stream) else { return queue(.problem(tooManyWatchers()), exchange, on: connection) }
-            _ = stream.poll(now: now, heartbeat: watches.heartbeat)  // the first event, before any byte goes out
+            // The first event, before any byte goes out; the watch thread checks from then on.
+            let first = stream.poll(now: now, heartbeat: watches.heartbeat) { $0.read() }
+            watches.schedule(stream, next: first.next)
             let context = Unmanaged.passRetained(stream).toOpaque()
             guard let mhd = MHD_create_response_from_callback(UInt64.max, 4096, eventStreamReader, context, eventStreamFree) else {
                 Unmanaged<EventStream>.fromOpaque(context).release()
@@ -263,7 +265,8 @@ final class ServerCore: Sendable {
             headers.remove("Content-Type")
             let poll = LongPoll(spec: spec, clientTag: clientTag, interval: EventStream.nanoseconds(interval),
                                 deadline: now &+ EventStream.nanoseconds(wait), exchange: exchange,
-                                connection: SuspendedConnection(raw: connection), headers: headers, now: now)
+                                connection: SuspendedConnection(raw: connection), socket: cmhd_connection_fd(connection),
+                                headers: headers, now: now)
             if !watches.add(poll) {
                 exchange.result.withLock { $0 = .problem(tooManyWatchers()) }
                 MHD_resume_connection(connection)

@@ -27,9 +27,14 @@ public struct WatchSpec: Sendable {
 
     public let mode: Mode
     public let read: @Sendable () -> WatchState
+    /// Names what `read` reads (e.g. the path and the query without `watch` and `interval`):
+    /// watchers with the same key checked in the same round share one read and one rendering.
+    /// nil: never shared.
+    public let key: String?
 
-    public init(mode: Mode, read: @escaping @Sendable () -> WatchState) {
+    public init(mode: Mode, key: String? = nil, read: @escaping @Sendable () -> WatchState) {
         self.mode = mode
+        self.key = key
         self.read = read
     }
 
@@ -108,51 +113,76 @@ final class EventStream: @unchecked Sendable {
         return out
     }
 
-    /// Checks the resource; queues an event if it changed, a heartbeat if the stream was quiet
-    /// too long, or the end. Returns the connection to resume, if it was waiting for bytes.
-    func poll(now: UInt64, heartbeat: UInt64) -> SuspendedConnection? {
-        let due = state.withLock { s -> Bool in
-            guard !s.ending, !s.freed, now >= s.nextCheck else { return false }
-            s.nextCheck = now &+ interval
-            return true
+    /// What one check of a stream did: the connection to resume (it was waiting for bytes), and
+    /// when the stream is next due (nil: it ends, nothing more to check).
+    struct Outcome {
+        var resume: SuspendedConnection?
+        var next: UInt64?
+    }
+
+    /// Checks the resource when the interval is up (queueing an event if it changed, or the
+    /// end), and queues a heartbeat when the stream was quiet for `heartbeat` ns, whatever the
+    /// interval. `snapshot` reads the resource (shared by watchers of the same thing).
+    func poll(now: UInt64, heartbeat: UInt64, snapshot: (WatchSpec) -> WatchState) -> Outcome {
+        let (check, waiting, socket, last) = state.withLock { s -> (Bool?, Bool, Int32, String?) in
+            guard !s.ending, !s.freed else { return (nil, false, -1, nil) }
+            let check = now >= s.nextCheck
+            if check {
+                // On the interval's own cadence, not the round's: a round that ran a little late
+                // or early does not drift the checks (1 s stays 1 s). Behind by a whole
+                // interval (a stalled thread), start over from now.
+                let next = s.nextCheck &+ interval
+                s.nextCheck = next > now ? next : now &+ interval
+            }
+            return (check, s.suspended, s.socket, s.lastTag)
         }
-        guard due else { return nil }
+        guard let check else { return Outcome(resume: nil, next: nil) }
         // MHD does not watch a suspended connection's socket: a client that went away is
         // noticed here, and the stream ended so MHD frees it.
-        let (waiting, socket) = state.withLock { ($0.suspended, $0.socket) }
         if waiting, socket >= 0, Self.peerClosed(socket) {
-            return end()
+            return Outcome(resume: end(), next: nil)
         }
         var bytes: [UInt8] = []
         var end = false
-        let last = state.withLock { $0.lastTag }
-        switch spec.read() {
-        case .value(let tag, let render):
-            if tag.headerValue != last {
-                bytes = Self.frame(id: tag.headerValue, event: event, data: render().body)
-                state.withLock { $0.lastTag = tag.headerValue }
+        if check {
+            switch snapshot(spec) {
+            case .value(let tag, let render):
+                if tag.headerValue != last {
+                    bytes = Self.frame(id: tag.headerValue, event: event, data: render().body)
+                }
+            case .ended:
+                bytes = Self.frame(id: nil, event: "unloaded", data: endData)
+                end = true
             }
-        case .ended:
-            bytes = Self.frame(id: nil, event: "unloaded", data: endData)
-            end = true
         }
-        return state.withLock { s -> SuspendedConnection? in
+        return state.withLock { s -> Outcome in
             if bytes.isEmpty, now &- s.lastWrite >= heartbeat { bytes = Array(": heartbeat\n\n".utf8) }
-            guard !bytes.isEmpty || end else { return nil }
-            if s.sent == s.pending.count { s.pending.removeAll(keepingCapacity: true); s.sent = 0 }
-            if s.pending.count - s.sent + bytes.count > Self.maxBacklog {
-                // A client that stopped reading: end its stream rather than queue without bound
-                // (it reconnects with Last-Event-ID and gets the current value at once).
-                s.ending = true
-                bytes = []
+            if !bytes.isEmpty || end {
+                if s.sent == s.pending.count { s.pending.removeAll(keepingCapacity: true); s.sent = 0 }
+                if s.pending.count - s.sent + bytes.count > Self.maxBacklog {
+                    // A client that stopped reading: end its stream rather than queue without
+                    // bound (it reconnects with Last-Event-ID and gets the current value at once).
+                    s.ending = true
+                    bytes = []
+                } else if check, let id = Self.eventID(bytes) {
+                    s.lastTag = id
+                }
+                s.pending += bytes
+                s.lastWrite = now
+                if end { s.ending = true }
             }
-            s.pending += bytes
-            s.lastWrite = now
-            if end { s.ending = true }
-            guard s.suspended else { return nil }
+            let next = s.ending ? nil : min(s.nextCheck, s.lastWrite &+ heartbeat)
+            guard s.suspended, !s.pending.isEmpty || s.ending else { return Outcome(resume: nil, next: next) }
             s.suspended = false
-            return s.connection
+            return Outcome(resume: s.connection, next: next)
         }
+    }
+
+    /// The `id:` of a frame made by `frame`, if it has one.
+    private static func eventID(_ frame: [UInt8]) -> String? {
+        let prefix = Array("id: ".utf8)
+        guard frame.starts(with: prefix), let eol = frame.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        return String(decoding: frame[prefix.count..<eol], as: UTF8.self)
     }
 
     /// True when the peer has closed its side (a zero-byte read) or the socket failed.
@@ -182,7 +212,8 @@ final class EventStream: @unchecked Sendable {
             if left > 0 {
                 let n = min(left, max)
                 s.pending.withUnsafeBytes { src in
-                    UnsafeMutableRawPointer(buffer).copyMemory(from: src.baseAddress! + s.sent, byteCount: n)
+                    guard let base = src.baseAddress else { return }
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: base + s.sent, byteCount: n)
                 }
                 s.sent += n
                 return n
@@ -197,6 +228,7 @@ final class EventStream: @unchecked Sendable {
 }
 
 /// A suspended long poll: its exchange gets the answer before the connection is resumed.
+/// Checked on the watch thread only.
 final class LongPoll: @unchecked Sendable {
     let spec: WatchSpec
     let clientTag: EntityTag
@@ -204,26 +236,33 @@ final class LongPoll: @unchecked Sendable {
     let deadline: UInt64
     let exchange: Exchange
     let connection: SuspendedConnection
+    /// The connection's socket, to notice a client that gave up waiting.
+    let socket: Int32
     let headers: HTTPHeaders
     var nextCheck: UInt64
 
     init(spec: WatchSpec, clientTag: EntityTag, interval: UInt64, deadline: UInt64, exchange: Exchange,
-         connection: SuspendedConnection, headers: HTTPHeaders, now: UInt64) {
+         connection: SuspendedConnection, socket: Int32, headers: HTTPHeaders, now: UInt64) {
         self.spec = spec
         self.clientTag = clientTag
         self.interval = interval
         self.deadline = deadline
         self.exchange = exchange
         self.connection = connection
+        self.socket = socket
         self.headers = headers
         self.nextCheck = now
     }
 
-    /// The answer when it is time to give one.
-    func poll(now: UInt64) -> HTTPResponse? {
-        guard now >= nextCheck else { return nil }
+    /// The answer when it is time to give one (nil: ask again at `nextDue`).
+    func poll(now: UInt64, snapshot: (WatchSpec) -> WatchState) -> HTTPResponse? {
+        guard now >= nextCheck || now >= deadline else { return nil }
         nextCheck = now &+ interval
-        switch spec.read() {
+        if socket >= 0, EventStream.peerClosed(socket) {
+            // Nobody to answer: resume so MHD notices the closed socket and frees it.
+            return .notModified(etag: clientTag)
+        }
+        switch snapshot(spec) {
         case .value(let tag, let render):
             if !clientTag.weaklyMatches(tag) {
                 var r = render()
@@ -241,29 +280,130 @@ final class LongPoll: @unchecked Sendable {
             return .problem(.init(status: .conflict, type: "not-loaded", detail: "the watched load was unloaded"))
         }
     }
+
+    var nextDue: UInt64 { min(nextCheck, deadline) }
 }
 
-/// Every watcher of one server, checked by one thread: streams and long polls due at their
-/// interval. Nothing here blocks MHD's threads or the worker pool.
+/// Watchers due at some time, soonest first: a binary min-heap. Entries of watchers that went
+/// away stay until they come up and are then dropped.
+struct WatchTimers {
+    enum Watcher {
+        case stream(EventStream)
+        case poll(LongPoll)
+
+        var id: ObjectIdentifier {
+            switch self {
+            case .stream(let s): ObjectIdentifier(s)
+            case .poll(let p): ObjectIdentifier(p)
+            }
+        }
+    }
+
+    struct Entry {
+        var due: UInt64
+        var order: UInt64
+        var watcher: Watcher
+
+        func precedes(_ o: Entry) -> Bool { due != o.due ? due < o.due : order < o.order }
+    }
+
+    private(set) var heap: [Entry] = []
+    private var counter: UInt64 = 0
+
+    var isEmpty: Bool { heap.isEmpty }
+    var count: Int { heap.count }
+    var soonest: UInt64? { heap.first?.due }
+
+    mutating func insert(_ w: Watcher, due: UInt64) {
+        counter &+= 1
+        heap.append(Entry(due: due, order: counter, watcher: w))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i].precedes(heap[parent]) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// The soonest entry if it is due at or before `time`.
+    mutating func pop(dueBy time: UInt64) -> Entry? {
+        guard let first = heap.first, first.due <= time else { return nil }
+        let last = heap.removeLast()
+        if heap.isEmpty { return first }
+        heap[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count, heap[l].precedes(heap[m]) { m = l }
+            if r < heap.count, heap[r].precedes(heap[m]) { m = r }
+            if m == i { break }
+            heap.swapAt(i, m)
+            i = m
+        }
+        return first
+    }
+
+    mutating func removeAll() { heap.removeAll() }
+}
+
+/// Every watcher of one server, checked by one timer thread: it sleeps until the soonest watcher
+/// is due (not at all while there are none) and checks only those, and watchers of the same
+/// resource due together share one read. Nothing here blocks MHD's threads or the worker pool.
 final class WatchHub: @unchecked Sendable {
+    struct State {
+        var streams: [ObjectIdentifier: EventStream] = [:]
+        var polls: [ObjectIdentifier: LongPoll] = [:]
+        var timers = WatchTimers()
+        var stopped = false
+        var count: Int { streams.count + polls.count }
+    }
+
     let limit: Int
     let heartbeat: UInt64
-    private let lock = Mutex<(streams: [ObjectIdentifier: EventStream], polls: [ObjectIdentifier: LongPoll], stopped: Bool)>(([:], [:], false))
+    private let lock = Mutex<State>(State())
     private let gauge: (@Sendable (Int) -> Void)?
-    private var thread: pthread_t?
     private let running = Atomic<Bool>(false)
-    /// The watch thread's sleep between rounds: half the shortest interval.
-    static let tick: UInt32 = 25_000
+    /// A pipe that wakes the timer thread: a watcher was added or removed, or the server stops.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    /// Checks due within one grain of each other happen in one round (one wakeup), so the
+    /// thread wakes at most 1 s / grain times a second however many watchers there are.
+    static let grain: UInt64 = 20_000_000
+    /// Wakeups of the timer thread so far (for tests and benchmarks).
+    let rounds = Atomic<UInt64>(0)
+    /// Reads of watched resources so far: watchers of one resource due together share one.
+    let reads = Atomic<UInt64>(0)
 
     init(limit: Int, heartbeat: Duration, gauge: (@Sendable (Int) -> Void)?) {
         self.limit = limit
         self.heartbeat = EventStream.nanoseconds(heartbeat)
         self.gauge = gauge
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            for fd in fds {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            }
+        }
+        (wakeRead, wakeWrite) = (fds[0], fds[1])
+    }
+
+    deinit {
+        if wakeRead >= 0 { close(wakeRead) }
+        if wakeWrite >= 0 { close(wakeWrite) }
     }
 
     static func now() -> UInt64 { MonotonicClock.nanoseconds() }
 
-    var count: Int { lock.withLock { $0.streams.count + $0.polls.count } }
+    var count: Int { lock.withLock { $0.count } }
+
+    private func wake() {
+        guard wakeWrite >= 0 else { return }
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)  // a full pipe already wakes it
+    }
 
     private func startIfNeeded() {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -275,73 +415,154 @@ final class WatchHub: @unchecked Sendable {
             hub.loop()
             return nil
         }, context) == 0 {
-            thread = tid
+            pthread_detach(tid)
         } else {
             Unmanaged<WatchHub>.fromOpaque(context).release()
             running.store(false, ordering: .releasing)
         }
     }
 
-    /// Registers a stream; false when the limit is reached or the server stops.
+    /// Registers a stream whose first check is done (its next one at `next`); false when the
+    /// limit is reached or the server stops.
     func add(_ stream: EventStream) -> Bool {
         register { $0.streams[ObjectIdentifier(stream)] = stream }
     }
 
-    /// Registers a long poll; false when the limit is reached or the server stops.
-    func add(_ poll: LongPoll) -> Bool {
-        register { $0.polls[ObjectIdentifier(poll)] = poll }
+    /// Starts checking a stream `add` registered, from `next` on (nil: it ended already).
+    func schedule(_ stream: EventStream, next: UInt64?) {
+        guard let next else { return }
+        lock.withLock { s in
+            guard s.streams[ObjectIdentifier(stream)] != nil else { return }
+            s.timers.insert(.stream(stream), due: next)
+        }
+        wake()
     }
 
-    private func register(_ insert: (inout (streams: [ObjectIdentifier: EventStream], polls: [ObjectIdentifier: LongPoll], stopped: Bool)) -> Void) -> Bool {
-        let (ok, n) = lock.withLock { s -> (Bool, Int) in
-            guard !s.stopped, s.streams.count + s.polls.count < limit else { return (false, 0) }
-            insert(&s)
-            return (true, s.streams.count + s.polls.count)
+    /// Registers a long poll, first checked at once; false when the limit is reached or the
+    /// server stops.
+    func add(_ poll: LongPoll) -> Bool {
+        register {
+            $0.polls[ObjectIdentifier(poll)] = poll
+            $0.timers.insert(.poll(poll), due: poll.nextDue)
         }
-        if ok { gauge?(n); startIfNeeded() }
+    }
+
+    private func register(_ insert: (inout State) -> Void) -> Bool {
+        let (ok, n) = lock.withLock { s -> (Bool, Int) in
+            guard !s.stopped, s.count < limit else { return (false, 0) }
+            insert(&s)
+            return (true, s.count)
+        }
+        if ok { gauge?(n); startIfNeeded(); wake() }
         return ok
     }
 
     /// MHD freed the stream's response: the client is gone or the stream ended.
     func remove(_ stream: EventStream) {
         stream.state.withLock { $0.freed = true }
-        let n = lock.withLock { s -> Int in
+        let (n, stopped) = lock.withLock { s -> (Int, Bool) in
             s.streams[ObjectIdentifier(stream)] = nil
-            return s.streams.count + s.polls.count
+            return (s.count, s.stopped)
         }
         gauge?(n)
+        if stopped { wake() }  // the thread ends once the last one is gone
     }
 
     private func loop() {
+        var snapshots: [String: WatchState] = [:]
+        let snapshot = { [self] (spec: WatchSpec) -> WatchState in
+            if let key = spec.key, let known = snapshots[key] { return known }
+            reads.add(1, ordering: .relaxed)
+            var state = spec.read()
+            guard let key = spec.key else { return state }
+            if case .value(let tag, let render) = state {
+                // Rendered once, however many watchers of this resource see a change.
+                let once = RenderOnce(render)
+                state = .value(tag: tag, render: { once.response })
+            }
+            snapshots[key] = state
+            return state
+        }
         while true {
-            let (streams, polls, stopped) = lock.withLock { ($0.streams.values.map { $0 }, $0.polls.values.map { $0 }, $0.stopped) }
-            if stopped && streams.isEmpty && polls.isEmpty { break }
-            let now = Self.now()
-            for s in streams {
-                if let c = s.poll(now: now, heartbeat: heartbeat) { MHD_resume_connection(c.raw) }
-            }
-            var answered: [LongPoll] = []
-            for p in polls {
-                if let r = p.poll(now: now) {
-                    answered.append(p)
-                    finish(p, r)
+            // Everything due within a grain of now, taken off the heap.
+            let (due, exit) = lock.withLock { s -> ([WatchTimers.Watcher], Bool) in
+                if s.stopped && s.count == 0 {
+                    s.timers.removeAll()
+                    return ([], true)
                 }
-            }
-            if !answered.isEmpty {
-                let n = lock.withLock { s -> Int in
-                    for p in answered { s.polls[ObjectIdentifier(p)] = nil }
-                    return s.streams.count + s.polls.count
+                var due: [WatchTimers.Watcher] = []
+                let horizon = Self.now() &+ Self.grain
+                while let e = s.timers.pop(dueBy: horizon) {
+                    switch e.watcher {
+                    case .stream(let st) where s.streams[ObjectIdentifier(st)] != nil: due.append(e.watcher)
+                    case .poll(let p) where s.polls[ObjectIdentifier(p)] != nil: due.append(e.watcher)
+                    default: break
+                    }
                 }
-                gauge?(n)
+                return (due, false)
             }
-            usleep(Self.tick)
+            if exit { break }
+            if !due.isEmpty {
+                rounds.add(1, ordering: .relaxed)
+                // A watcher due a little later is checked now rather than costing a wakeup of
+                // its own: `now` is the end of this round's grain.
+                let now = Self.now() &+ Self.grain
+                var again: [(WatchTimers.Watcher, UInt64)] = []
+                var answers: [(LongPoll, HTTPResponse)] = []
+                for w in due {
+                    switch w {
+                    case .stream(let st):
+                        let o = st.poll(now: now, heartbeat: heartbeat, snapshot: snapshot)
+                        if let c = o.resume { MHD_resume_connection(c.raw) }
+                        if let next = o.next { again.append((w, next)) }
+                    case .poll(let p):
+                        // A long poll's deadline is kept exactly: the clock, not the round's end.
+                        if let r = p.poll(now: Self.now(), snapshot: snapshot) {
+                            answers.append((p, r))
+                        } else {
+                            again.append((w, p.nextDue))
+                        }
+                    }
+                }
+                snapshots.removeAll(keepingCapacity: true)
+                // A long poll is answered by whoever takes it out of the table: this thread or
+                // `stop()`, never both (a connection is resumed once).
+                let (claimed, n) = lock.withLock { s -> ([(LongPoll, HTTPResponse)], Int) in
+                    let claimed = answers.filter { s.polls.removeValue(forKey: ObjectIdentifier($0.0)) != nil }
+                    for (w, next) in again { s.timers.insert(w, due: next) }
+                    return (claimed, s.count)
+                }
+                for (p, r) in claimed {
+                    p.exchange.result.withLock { $0 = r }
+                    MHD_resume_connection(p.connection.raw)
+                }
+                if !claimed.isEmpty { gauge?(n) }
+            }
+            sleepUntilDue()
         }
         running.store(false, ordering: .releasing)
     }
 
-    private func finish(_ poll: LongPoll, _ response: HTTPResponse) {
-        poll.exchange.result.withLock { $0 = response }
-        MHD_resume_connection(poll.connection.raw)
+    /// Sleeps until the soonest watcher is due or `wake()` is called.
+    private func sleepUntilDue() {
+        let soonest = lock.withLock { $0.timers.soonest }
+        var timeout: Int32 = -1
+        if let soonest {
+            let now = Self.now()
+            guard soonest > now else { return }
+            // Rounded up: waking a little late is fine, waking early costs a round for nothing.
+            let ms = (soonest - now + 999_999) / 1_000_000
+            timeout = Int32(min(ms, 60_000))
+        }
+        if wakeRead < 0 {
+            usleep(UInt32(Self.grain / 1000))
+            return
+        }
+        var fds = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+        if poll(&fds, 1, timeout) > 0 {
+            var drain = [UInt8](repeating: 0, count: 256)
+            while drain.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
+        }
     }
 
     /// Ends every stream and answers every long poll (503); later registrations are refused.
@@ -354,9 +575,27 @@ final class WatchHub: @unchecked Sendable {
         }
         for s in streams { if let c = s.end() { MHD_resume_connection(c.raw) } }
         for p in polls {
-            finish(p, .problem(.unavailable("expected a running server, found one shutting down")))
+            p.exchange.result.withLock { $0 = .problem(.unavailable("expected a running server, found one shutting down")) }
+            MHD_resume_connection(p.connection.raw)
         }
         gauge?(count)
+        wake()
+    }
+}
+
+/// A response rendered at most once, on the watch thread.
+private final class RenderOnce {
+    private var render: (() -> HTTPResponse)?
+    private var made: HTTPResponse?
+
+    init(_ render: @escaping () -> HTTPResponse) { self.render = render }
+
+    var response: HTTPResponse {
+        if let made { return made }
+        let r = render?() ?? HTTPResponse(status: .internalServerError)
+        made = r
+        render = nil
+        return r
     }
 }
 

@@ -20,19 +20,32 @@ extension DepotRoutes {
         if try watchParameter(req) {
             let lastEventID = req.headers["Last-Event-ID"].map { String($0.trimmingOWS) }
             let end = JSONValue.object([("load", .int(load))]).utf8
-            return .watching(WatchSpec(mode: .stream(interval: interval, event: event, lastEventID: lastEventID, endData: end), read: state))
+            return .watching(WatchSpec(mode: .stream(interval: interval, event: event, lastEventID: lastEventID, endData: end),
+                                       key: watchKey(req), read: state))
         }
         let current = tag(first)
         if let wait = try preferWait(req), let condition = EntityTagCondition(ifNoneMatchIn: req.headers),
            condition.matchesWeakly(current) {
             let seconds = Int(wait.components.seconds)
-            return .watching(WatchSpec(mode: .longPoll(wait: wait, clientTag: current, interval: min(interval, .milliseconds(100))), read: state),
+            return .watching(WatchSpec(mode: .longPoll(wait: wait, clientTag: current, interval: min(interval, .milliseconds(100))),
+                                       key: watchKey(req), read: state),
                              headers: ["Preference-Applied": "wait=\(seconds)", "Vary": "Prefer"])
         }
         if req.isNotModified(current: current) { return .notModified(etag: current) }
         var response = render(first)
         response.headers.set("ETag", current.headerValue)
         return response
+    }
+
+    /// What a watch reads: the path and the query but for `watch` and `interval`, which only say
+    /// how to watch. Watchers of one key share their reads (`WatchSpec.key`).
+    static func watchKey(_ req: HTTPRequest) -> String {
+        var key = req.path
+        for (name, value) in req.query.pairs.sorted(by: { ($0.name, $0.value) < ($1.name, $1.value) })
+        where name != "watch" && name != "interval" {
+            key += "\u{0}\(name)=\(value)"
+        }
+        return key
     }
 
     /// `watch=1` (or `true`): an event stream; absent, `0` or `false`: a plain read.

@@ -1,5 +1,5 @@
 import BPFTestSupport
-import DepotHTTP
+@testable import DepotHTTP
 import Foundation
 import Glibc
 import KernelTestSupport
@@ -280,5 +280,93 @@ struct WatchTests {
         _ = try c.send("PUT", "/v1/loads/\(load)/maps/recent/entries/105", json: #"{"value": 1234}"#)
         let next = stream.next(timeout: 2)
         #expect(next?.data.contains(#"{"key":105,"value":1234}"#) == true, "\(String(describing: next))")
+    }
+
+    @Test func heartbeatsComeOnTimeWhateverTheInterval() throws {
+        // A stream checked once a minute still gets its heartbeat comments on time.
+        let (f, s, _, load, port) = try Self.setup { $0.watchHeartbeat = .milliseconds(300) }
+        defer { s.stop(); f.close() }
+        let stream = try EventStreamClient(port: port, path: "/v1/loads/\(load)/variables/input?watch=1&interval=60s")
+        #expect(Self.value(stream.next(timeout: 2), "input") == 20)
+        #expect(stream.next(timeout: 1.3) == nil)
+        #expect(stream.comments >= 3, "heartbeats every 0.3 s on a 60 s interval: \(stream.comments) in 1.3 s")
+    }
+
+    @Test func aLongPollWhoseClientLeftFreesItsWatcher() throws {
+        let (f, s, c, load, port) = try Self.setup()
+        defer { s.stop(); f.close() }
+        let tag = try #require(try c.get("/v1/loads/\(load)/variables/input").headers["ETag"])
+        let fd = try RawHTTP(port: port).connect()
+        let head = "GET /v1/loads/\(load)/variables/input HTTP/1.1\r\nHost: x\r\nIf-None-Match: \(tag)\r\nPrefer: wait=30\r\n\r\n"
+        #expect(RawHTTP.send(fd, Array(head.utf8)))
+        var deadline = Date().addingTimeInterval(2)
+        while try Self.watchers(c) != 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try Self.watchers(c) == 1, "the long poll waits")
+        close(fd)
+        deadline = Date().addingTimeInterval(2)
+        while try Self.watchers(c) != 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try Self.watchers(c) == 0, "a long poll whose client left is not held for its 30 s")
+    }
+
+    @Test func stoppingTheServerEndsStreamsAndAnswersLongPolls() throws {
+        let (f, s, c, load, port) = try Self.setup()
+        defer { f.close() }
+        let streams = try (0..<3).map { _ in
+            try EventStreamClient(port: port, path: "/v1/loads/\(load)/variables/input?watch=1&interval=50ms")
+        }
+        for st in streams { #expect(Self.value(st.next(timeout: 2), "input") == 20) }
+        let tag = try #require(try c.get("/v1/loads/\(load)/variables/input").headers["ETag"])
+        let fd = try RawHTTP(port: port).connect(timeout: 10)
+        defer { close(fd) }
+        let head = "GET /v1/loads/\(load)/variables/input HTTP/1.1\r\nHost: x\r\nIf-None-Match: \(tag)\r\nPrefer: wait=30\r\n\r\n"
+        #expect(RawHTTP.send(fd, Array(head.utf8)))
+        let deadline = Date().addingTimeInterval(2)
+        while try Self.watchers(c) != 4, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try Self.watchers(c) == 4)
+
+        let t0 = Date()
+        s.stop()
+        let took = Date().timeIntervalSince(t0)
+        #expect(took < 2, "stop() ends the watches instead of waiting out its grace period: \(took) s")
+        let answer = try RawHTTP.parse(RawHTTP.readAll(fd))
+        #expect(answer.status == 503, "the waiting long poll is answered: \(answer.status) \(answer.text)")
+        for st in streams {
+            #expect(st.next(timeout: 2) == nil)
+            #expect(st.finished || st.closed, "the stream ended")
+        }
+    }
+
+    @Test func watchersOfOneResourceShareReadsAndAnIdleHubSleeps() throws {
+        let (f, s, c, load, port) = try Self.setup()
+        defer { s.stop(); f.close() }
+        var streams = try (0..<50).map { _ in
+            try EventStreamClient(port: port, path: "/v1/loads/\(load)/variables/input?watch=1&interval=200ms")
+        }
+        // Another resource in the same rounds keeps its own reads and values.
+        var other: EventStreamClient? = try EventStreamClient(port: port, path: "/v1/loads/\(load)/variables?names=acc&watch=1&interval=200ms")
+        for st in streams { #expect(Self.value(st.next(timeout: 2), "input") == 20) }
+        #expect(other?.next(timeout: 2)?.data.contains(#""name":"acc""#) == true)
+
+        let before = try #require(s.server.watchCounters)
+        Thread.sleep(forTimeInterval: 1)
+        let after = try #require(s.server.watchCounters)
+        let rounds = after.rounds - before.rounds, reads = after.reads - before.reads
+        // Unshared, 51 watchers at 200 ms would read 255 times a second.
+        #expect(reads <= 2 * rounds && reads < 60, "\(reads) reads in \(rounds) rounds for 51 watchers of 2 resources")
+        #expect(rounds <= 55, "at most one wakeup per 20 ms grain: \(rounds)")
+
+        _ = try c.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 77}"#)
+        for st in streams { #expect(Self.value(st.next(timeout: 2), "input") == 77) }
+        #expect(other?.next(timeout: 0.5) == nil, "acc did not change")
+
+        // Every client gone: the watch thread sleeps (heartbeats are 15 s away; no rounds).
+        streams.removeAll()
+        other = nil
+        let deadline = Date().addingTimeInterval(3)
+        while try Self.watchers(c) != 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(try Self.watchers(c) == 0)
+        let idle0 = try #require(s.server.watchCounters).rounds
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try #require(s.server.watchCounters).rounds == idle0, "no wakeups without watchers")
     }
 }
