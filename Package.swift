@@ -44,7 +44,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // libmicrohttpd (Debian's libmicrohttpd-dev) and the variadic calls Swift cannot make.
-        .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
+        .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd"), .linkedLibrary("gnutls")]),
         // HTTP: server, routing, JSON, auth, problem+json.
         .target(name: "DepotHTTP", dependencies: [
             "CMicroHTTPD", "BPFObject", "DepotCore",

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <microhttpd.h>
 #include "cmhd.h"
 
@@ -37,4 +38,66 @@ int cmhd_connection_fd(struct MHD_Connection *connection) {
 
 void cmhd_connection_no_timeout(struct MHD_Connection *connection) {
     MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
+}
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <string.h>
+
+static void cmhd_copy_datum(char *out, size_t cap, const gnutls_datum_t *d) {
+    if (cap == 0) return;
+    size_t n = d->size < cap - 1 ? d->size : cap - 1;
+    memcpy(out, d->data, n);
+    out[n] = 0;
+}
+
+int cmhd_peer_certificate(struct MHD_Connection *connection, char *subject, size_t subject_cap,
+                          char *reason, size_t reason_cap) {
+    if (subject_cap) subject[0] = 0;
+    if (reason_cap) reason[0] = 0;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL) return CMHD_PEER_NOT_TLS;
+    gnutls_session_t session = (gnutls_session_t) info->tls_session;
+    unsigned int count = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &count);
+    if (chain == NULL || count == 0) return CMHD_PEER_NONE;
+
+    /* The chain up to the configured CA, validity dates, and the purpose: a certificate whose
+       extended key usage does not allow TLS client authentication is refused. */
+    gnutls_typed_vdata_st purpose = {
+        .type = GNUTLS_DT_KEY_PURPOSE_OID, .data = (unsigned char *) GNUTLS_KP_TLS_WWW_CLIENT, .size = 0,
+    };
+    unsigned int status = 0;
+    int rc = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+    if (rc < 0) {
+        if (reason_cap) snprintf(reason, reason_cap, "%s", gnutls_strerror(rc));
+        return CMHD_PEER_INVALID;
+    }
+    if (status != 0) {
+        gnutls_datum_t text = {NULL, 0};
+        if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+            cmhd_copy_datum(reason, reason_cap, &text);
+            gnutls_free(text.data);
+        }
+        return CMHD_PEER_INVALID;
+    }
+
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0) return CMHD_PEER_INVALID;
+    int result = CMHD_PEER_INVALID;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0) {
+        gnutls_datum_t dn = {NULL, 0};
+        if (gnutls_x509_crt_get_dn3(crt, &dn, 0) >= 0) {
+            if (dn.size < subject_cap) {
+                cmhd_copy_datum(subject, subject_cap, &dn);
+                result = CMHD_PEER_VERIFIED;
+            } else if (reason_cap) {
+                snprintf(reason, reason_cap, "a subject of %u bytes (at most %zu)", dn.size, subject_cap - 1);
+            }
+            gnutls_free(dn.data);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    return result;
 }

@@ -172,7 +172,9 @@ let notifyConnectionCallback: MHD_NotifyConnectionCallback = { cls, connection, 
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
     switch code.rawValue {
     case 0: core.connections.started(connection)  // MHD_CONNECTION_NOTIFY_STARTED
-    case 1: core.connections.closed(connection)   // MHD_CONNECTION_NOTIFY_CLOSED
+    case 1:                                       // MHD_CONNECTION_NOTIFY_CLOSED
+        core.connections.closed(connection)
+        core.peers?.forget(connection)
     default: break
     }
 }

@@ -32,6 +32,22 @@ public struct Client: Sendable, Equatable {
     public let scope: Scope
 }
 
+/// What a TLS connection's client certificate is, checked against `--tls-client-ca`.
+public enum PeerCertificate: Sendable, Equatable {
+    /// The client sent none (or the connection is not TLS).
+    case none
+    /// It does not verify: GnuTLS's reason (unknown issuer, expired, not for client use, ...).
+    case invalid(String)
+    /// It verifies; its subject DN in RFC 4514 form.
+    case verified(subject: String)
+
+    /// The subject of a verified certificate.
+    public var subject: String? {
+        if case .verified(let s) = self { return s }
+        return nil
+    }
+}
+
 /// Why a tokens file was refused.
 public enum CredentialsError: Error, Sendable, CustomStringConvertible, Equatable {
     case badLine(number: Int, reason: String)
@@ -46,9 +62,12 @@ public enum CredentialsError: Error, Sendable, CustomStringConvertible, Equatabl
 }
 
 /// The bearer tokens a server accepts, each with a name and a scope, kept as SHA-256 digests
-/// (a tokens file never holds a secret in clear). Lines: `NAME SCOPE SHA256HEX`; blank lines and
-/// `#` comments are skipped (`bpfdepot token add` appends lines). The single-token setting
-/// (`--token-file`, `BPFDEPOT_TOKEN`) is one `admin` credential named `token`.
+/// (a tokens file never holds a secret in clear), and the client certificates it maps to scopes.
+/// Lines: `NAME SCOPE SHA256HEX` for a token, `NAME SCOPE subject:DN` for a client certificate
+/// (the DN in RFC 4514 form, as `openssl x509 -noout -subject -nameopt RFC2253` prints it, to
+/// the end of the line); blank lines and `#` comments are skipped (`bpfdepot token add` appends
+/// lines). The single-token setting (`--token-file`, `BPFDEPOT_TOKEN`) is one `admin`
+/// credential named `token`.
 public struct Credentials: Sendable {
     struct Entry: Sendable {
         let name: String
@@ -57,33 +76,81 @@ public struct Credentials: Sendable {
     }
 
     let entries: [Entry]
+    /// Client-certificate subjects (`subject:` lines) and their scopes.
+    let subjects: [String: Scope]
+    /// The names of the `subject:` lines, in file order.
+    let subjectNames: [String]
+    /// Whether the entries came from a tokens file (then a certificate needs a `subject:` line).
+    public let isTokensFile: Bool
 
     /// One admin token (the `--token-file` setting); nil for an empty secret.
     public init?(token: String, name: String = "token") {
         guard !token.isEmpty else { return nil }
         entries = [Entry(name: name, scope: .admin, digest: Self.digest(Array(token.utf8)))]
+        subjects = [:]
+        subjectNames = []
+        isTokensFile = false
     }
 
     public init(fileText: String) throws(CredentialsError) {
         var entries: [Entry] = []
+        var subjects: [String: Scope] = [:]
+        var names: Set<String> = []
+        var subjectNames: [String] = []
         for (i, raw) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            guard f.count == 3 else { throw .badLine(number: i + 1, reason: "expected 'NAME SCOPE SHA256HEX', found \(f.count) fields") }
+            let f = line.split(maxSplits: 2, whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard f.count == 3 else {
+                throw .badLine(number: i + 1, reason: "expected 'NAME SCOPE SHA256HEX' or 'NAME SCOPE subject:DN', found \(f.count) fields")
+            }
             guard Self.isName(f[0]) else { throw .badLine(number: i + 1, reason: "a name is letters, digits and -_.@ (at most 64), found '\(f[0].prefix(64))'") }
             guard let scope = Scope(name: f[1]) else { throw .badLine(number: i + 1, reason: "expected a scope of read, write or admin, found '\(f[1].prefix(32))'") }
+            guard !entries.contains(where: { $0.name == f[0] }), !names.contains(f[0]) else { throw .badLine(number: i + 1, reason: "'\(f[0])' named twice") }
+            if f[2].hasPrefix(Self.subjectPrefix) {
+                let dn = f[2].dropFirst(Self.subjectPrefix.count).trimmingCharacters(in: .whitespaces)
+                guard !dn.isEmpty, dn.utf8.count <= Self.maxSubjectBytes else {
+                    throw .badLine(number: i + 1, reason: "expected a certificate subject DN after 'subject:' (at most \(Self.maxSubjectBytes) bytes)")
+                }
+                guard subjects[dn] == nil else { throw .badLine(number: i + 1, reason: "subject '\(dn.prefix(64))' mapped twice") }
+                subjects[dn] = scope
+                names.insert(f[0])
+                subjectNames.append(f[0])
+                continue
+            }
             guard f[2].count == 64, let digest = Self.hexBytes(f[2]) else {
                 throw .badLine(number: i + 1, reason: "expected the 64 hex digits of the token's SHA-256 (never the token itself)")
             }
-            guard !entries.contains(where: { $0.name == f[0] }) else { throw .badLine(number: i + 1, reason: "'\(f[0])' named twice") }
             entries.append(Entry(name: f[0], scope: scope, digest: digest))
         }
-        guard !entries.isEmpty else { throw .empty }
+        guard !entries.isEmpty || !subjects.isEmpty else { throw .empty }
         self.entries = entries
+        self.subjects = subjects
+        self.subjectNames = subjectNames
+        self.isTokensFile = true
     }
 
-    public var names: [String] { entries.map(\.name) }
+    public static let subjectPrefix = "subject:"
+    /// The longest certificate subject accepted (in a tokens file and from a peer).
+    public static let maxSubjectBytes = 1024
+
+    /// Token names, then the names of certificate lines.
+    public var names: [String] { entries.map(\.name) + subjectNames }
+    /// How many client-certificate subjects are mapped.
+    public var subjectCount: Int { subjects.count }
+
+    /// A verified client certificate's client: its subject, with the scope of its `subject:`
+    /// line; a certificate without one has no scope when the entries came from a tokens file,
+    /// and `admin` otherwise (the CA alone decides, as one `--token-file` token would).
+    func identify(subject: String) -> Client? {
+        if let scope = subjects[subject] { return Client(name: subject, scope: scope) }
+        return isTokensFile ? nil : Client(name: subject, scope: .admin)
+    }
+
+    /// A tokens-file line mapping a client certificate's subject to a scope.
+    public static func line(name: String, scope: Scope, subject: String) -> String {
+        "\(name) \(scope) \(subjectPrefix)\(subject)"
+    }
 
     static func isName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) }

@@ -14,6 +14,8 @@ public struct HTTPDispatcher: Sendable {
     public let credentials: Credentials?
     /// `GET /metrics` without a credential even when there are credentials (`--public-metrics`).
     public let publicMetrics: Bool
+    /// Every route but the open ones needs a verified client certificate (`--tls-client-ca`).
+    public let requiresClientCertificates: Bool
     public let maxBodyBytes: Int
     /// Where audit rows go (every mutation, and every request refused for its credential).
     public let audit: (@Sendable (AuditRecord) -> Void)?
@@ -28,12 +30,14 @@ public struct HTTPDispatcher: Sendable {
     private let accessLines: LineLogHandler?
 
     public init(router: Router, bearerToken: BearerToken? = nil, credentials: Credentials? = nil, publicMetrics: Bool = false,
+                requiresClientCertificates: Bool = false,
                 maxBodyBytes: Int = HTTPServerConfiguration.defaultMaxBodyBytes,
                 metrics: ServiceMetrics? = nil, logger: Logger? = nil, audit: (@Sendable (AuditRecord) -> Void)? = nil) {
         self.router = router
         self.audit = audit
         self.credentials = credentials ?? bearerToken.flatMap { Credentials(token: String(decoding: $0.bytes, as: UTF8.self)) }
         self.publicMetrics = publicMetrics
+        self.requiresClientCertificates = requiresClientCertificates
         self.maxBodyBytes = maxBodyBytes
         self.metrics = metrics
         self.logger = logger
@@ -57,13 +61,13 @@ public struct HTTPDispatcher: Sendable {
         let (match, pattern) = router.resolve(head.method, segments: head.pathSegments)
         let route = pattern ?? ServiceMetrics.unmatchedRoute
         head.route = route
-        if let credentials, let needed = requiredScope(head.method, route: route) {
-            switch credentials.identify(authorization: head.headers["Authorization"]) {
-            case .failure(let f):
-                return (.reject(.unauthorized(f.reason)), route)
-            case .success(let client):
+        if isGuarded, let needed = requiredScope(head.method, route: route) {
+            switch authorize(needed, authorization: head.headers["Authorization"], peer: head.peer) {
+            case .allowed(let client):
                 head.client = client
-                if client.scope < needed { return (.reject(.forbidden(needed: needed, client: client)), route) }
+            case .refused(let problem, let client):
+                head.client = client
+                return (.reject(problem), route)
             }
         }
         if let declared = head.headers["Content-Length"], let n = Int(declared.trimmingOWS), n > maxBodyBytes {
@@ -87,6 +91,54 @@ public struct HTTPDispatcher: Sendable {
     static let adminDeletes: Set<String> = ["/v1/objects/{id}", "/v1/loads/{id}", "/v1/links/{id}"]
     static let adminReads: Set<String> = ["/v1/audit"]
 
+    /// Whether requests need a credential at all (tokens, or client certificates).
+    var isGuarded: Bool { credentials != nil || requiresClientCertificates }
+
+    enum Authorization {
+        case allowed(Client)
+        /// 401 or 403; the client when one was recognised (for the audit row).
+        case refused(HTTPProblem, Client?)
+    }
+
+    /// Who a request is and whether it may do what needs `needed`.
+    ///
+    /// Without client certificates, the bearer token decides. With them (`--tls-client-ca`),
+    /// a certificate that verifies against the CA is needed first; a bearer token presented
+    /// with it then names the client (a pipeline's token on a machine's certificate), and
+    /// otherwise the certificate's subject does, with the scope of its `subject:` line (or
+    /// `admin` when there is no tokens file: the CA alone decides).
+    func authorize(_ needed: Scope, authorization: String?, peer: PeerCertificate?) -> Authorization {
+        let client: Client
+        if requiresClientCertificates {
+            switch peer ?? .none {
+            case .none:
+                return .refused(.unauthorized("expected a client certificate signed by the configured CA, found none", scheme: "TLS-Client-Certificate"), nil)
+            case .invalid(let reason):
+                return .refused(.unauthorized("expected a client certificate signed by the configured CA, found one that does not verify: \(reason)",
+                                              scheme: "TLS-Client-Certificate"), nil)
+            case .verified(let subject):
+                if authorization != nil, let credentials {
+                    switch credentials.identify(authorization: authorization) {
+                    case .failure(let f): return .refused(.unauthorized(f.reason), nil)
+                    case .success(let c): client = c
+                    }
+                } else if let c = credentials?.identify(subject: subject) ?? (credentials == nil ? Client(name: subject, scope: .admin) : nil) {
+                    client = c
+                } else {
+                    return .refused(.certificateWithoutScope(subject: subject, needed: needed), nil)
+                }
+            }
+        } else if let credentials {
+            switch credentials.identify(authorization: authorization) {
+            case .failure(let f): return .refused(.unauthorized(f.reason), nil)
+            case .success(let c): client = c
+            }
+        } else {
+            return .refused(.unauthorized("expected a credential, found a server with none configured"), nil)
+        }
+        return client.scope < needed ? .refused(.forbidden(needed: needed, client: client), client) : .allowed(client)
+    }
+
     /// The scope a request needs when the server has credentials; nil when it needs none.
     func requiredScope(_ method: HTTPMethod, route: String) -> Scope? {
         if Self.openRoutes.contains(route) { return nil }
@@ -102,16 +154,14 @@ public struct HTTPDispatcher: Sendable {
     /// to admit the request the ordinary way. Neither a bearer token (GET does not need one) nor
     /// the body limit can refuse such a request, so the route's handler is what would answer it.
     /// `path` is the target's path, for the access line.
-    func fastAnswer(target: String, headers: HTTPHeaders) -> (HTTPResponse, route: String, path: String)? {
+    func fastAnswer(target: String, headers: HTTPHeaders, peer: PeerCertificate? = nil) -> (HTTPResponse, route: String, path: String)? {
         let path = RequestTarget.split(target).path
         // A query asks for more than the plain read a fast path gives (`?watch=1`).
         guard path.endIndex == target.endIndex, let segments = RequestTarget.segments(path),
               let (fast, parameters, pattern) = router.fastPath(segments: segments) else { return nil }
         // With credentials the read must carry one; without, the ordinary path says why (401).
-        if let credentials, let needed = requiredScope(.GET, route: pattern) {
-            guard case .success(let client) = credentials.identify(authorization: headers["Authorization"]), client.scope >= needed else {
-                return nil
-            }
+        if isGuarded, let needed = requiredScope(.GET, route: pattern) {
+            guard case .allowed = authorize(needed, authorization: headers["Authorization"], peer: peer) else { return nil }
         }
         guard let response = fast(parameters, headers) else { return nil }
         return (response, pattern, target)
@@ -179,7 +229,7 @@ public struct HTTPDispatcher: Sendable {
         trace.remote = request.remoteAddress
         let (admission, route) = admit(&request)
         trace.route = route
-        trace.client = request.client?.name
+        trace.client = request.client?.name ?? request.peer?.subject
         switch admission {
         case .reject(let problem):
             return finish(.problem(problem), trace)

@@ -76,10 +76,18 @@ extension HTTPProblem {
             headers: ["Allow": list])
     }
 
-    static func unauthorized(_ why: String) -> HTTPProblem {
+    static func unauthorized(_ why: String, scheme: String = "Bearer") -> HTTPProblem {
         HTTPProblem(
             status: .unauthorized, type: "unauthorized", detail: why,
-            headers: ["WWW-Authenticate": "Bearer"])
+            headers: ["WWW-Authenticate": scheme])
+    }
+
+    /// A verified client certificate whose subject has no line in the tokens file.
+    static func certificateWithoutScope(subject: String, needed: Scope) -> HTTPProblem {
+        HTTPProblem(
+            status: .forbidden, type: "forbidden",
+            detail: "expected a client certificate whose subject has a 'subject:' line in the tokens file, found '\(subject.prefix(200))'",
+            extensions: [("requiredScope", .string(needed.description)), ("client", .string(subject))])
     }
 
     static func forbidden(needed: Scope, client: Client) -> HTTPProblem {

@@ -40,6 +40,8 @@ public struct HTTPRequest: Sendable {
     public var remoteAddress: String?
     /// Who presented the request's credential (nil when the server has none).
     public var client: Client?
+    /// The TLS client certificate, when the server asks for one (`--tls-client-ca`).
+    public var peer: PeerCertificate?
     /// Echoed as `X-Request-Id` on the response.
     public var id: String
     /// Values of the route's `{name}` segments, filled in by the router.

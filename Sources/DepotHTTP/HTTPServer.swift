@@ -53,6 +53,7 @@ public final class HTTPServer: Sendable {
         self.dispatcher = HTTPDispatcher(
             router: router, bearerToken: configuration.bearerToken.flatMap(BearerToken.init),
             credentials: configuration.credentials, publicMetrics: configuration.publicMetrics,
+            requiresClientCertificates: configuration.requiresClientCertificates,
             maxBodyBytes: configuration.maxBodyBytes, metrics: metrics, logger: logger, audit: audit)
     }
 
@@ -118,6 +119,12 @@ public final class HTTPServer: Sendable {
                     flags |= MHD_USE_TLS.rawValue
                     options.append(MHD_OptionItem(option: .HTTPS_MEM_CERT, value: 0, ptr_value: UnsafeMutableRawPointer(cert)))
                     options.append(MHD_OptionItem(option: .HTTPS_MEM_KEY, value: 0, ptr_value: UnsafeMutableRawPointer(key)))
+                    // With a trust list MHD asks every client for a certificate; whether one is
+                    // needed, and whether it verifies, is decided per request (ServerCore.peer).
+                    if let ca = tls.clientCAPEM, let trust = strdup(ca) {
+                        tlsStrings.append(trust)
+                        options.append(MHD_OptionItem(option: .HTTPS_MEM_TRUST, value: 0, ptr_value: UnsafeMutableRawPointer(trust)))
+                    }
                 }
                 options.append(MHD_OptionItem(option: .END, value: 0, ptr_value: nil))
                 return cmhd_start_daemon(

@@ -50,12 +50,19 @@ public struct HTTPServerConfiguration: Sendable {
     public struct TLS: Sendable {
         public var certificatePEM: String
         public var privateKeyPEM: String
+        /// CA certificates (PEM) client certificates must chain to (`--tls-client-ca`): then
+        /// every route but the open ones needs a verified client certificate.
+        public var clientCAPEM: String?
 
-        public init(certificatePEM: String, privateKeyPEM: String) {
+        public init(certificatePEM: String, privateKeyPEM: String, clientCAPEM: String? = nil) {
             self.certificatePEM = certificatePEM
             self.privateKeyPEM = privateKeyPEM
+            self.clientCAPEM = clientCAPEM
         }
     }
+
+    /// Whether requests need a verified client certificate.
+    public var requiresClientCertificates: Bool { tls?.clientCAPEM != nil }
 
     public var listen: ListenAddress
     /// Requests whose body is larger get 413.
@@ -130,7 +137,7 @@ public struct HTTPServerConfiguration: Sendable {
             throw .invalidHost(listen.host)
         }
         if let token = bearerToken, token.isEmpty { throw .emptyBearerToken }
-        if !address.isLoopback && bearerToken == nil && credentials == nil {
+        if !address.isLoopback && bearerToken == nil && credentials == nil && !requiresClientCertificates {
             throw .nonLoopbackWithoutToken(listen: listen.description)
         }
         let limits: [(String, Int, ClosedRange<Int>)] = [

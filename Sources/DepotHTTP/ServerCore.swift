@@ -12,6 +12,8 @@ final class ServerCore: Sendable {
     let rateLimiter: RateLimiter
     /// Event streams and long polls, checked by one thread of their own.
     let watches: WatchHub
+    /// Client certificates by connection (nil unless the server asks for them).
+    let peers: PeerCertificates?
     let stopping = Atomic<Bool>(false)
     /// Deferred requests suspended or not yet completed; `stop()` waits for zero, because
     /// MHD_stop_daemon with suspended connections is undefined behaviour.
@@ -30,6 +32,7 @@ final class ServerCore: Sendable {
         self.pool = pool
         self.connections = connections
         self.rateLimiter = rateLimiter
+        self.peers = dispatcher.requiresClientCertificates ? PeerCertificates() : nil
         self.requestIDPrefix = UInt64(UInt32.random(in: .min ... .max)) << 32
     }
 
@@ -135,6 +138,7 @@ final class ServerCore: Sendable {
         exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
         exchange.trace.method = HTTPMethod(rawValue: method)
         let hasBody = Self.announcesBody(headers)
+        let peer = peers?.certificate(of: connection)
         // The peer's text form only when something uses it (the rate limiter, a handler): a
         // fast path needs neither.
         var described: String??
@@ -157,7 +161,7 @@ final class ServerCore: Sendable {
             verdict = .rateLimited(rate: Int(rateLimiter.rate))
             exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
         } else if !hasBody, exchange.trace.method == .GET,
-                  let (response, route, path) = dispatcher.fastAnswer(target: exchange.rawTarget, headers: headers) {
+                  let (response, route, path) = dispatcher.fastAnswer(target: exchange.rawTarget, headers: headers, peer: peer) {
             exchange.trace.route = route
             exchange.trace.parsedPath = path
             exchange.phase = .ready(response)
@@ -167,10 +171,11 @@ final class ServerCore: Sendable {
             remoteAddress: remote(), id: exchange.trace.id)
         {
             exchange.trace.remote = request.remoteAddress
+            request.peer = peer
             let (admission, route) = dispatcher.admit(&request)
             exchange.trace.route = route
             exchange.trace.parsedPath = request.path
-            exchange.trace.client = request.client?.name
+            exchange.trace.client = request.client?.name ?? peer?.subject
             switch admission {
             case .reject(let problem):
                 verdict = problem

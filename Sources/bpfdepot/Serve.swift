@@ -19,7 +19,7 @@ struct Serve: ParsableCommand {
     @Option(help: "File holding one bearer token (or set BPFDEPOT_TOKEN): scope admin, needed by every request but /healthz.")
     var tokenFile: String?
 
-    @Option(help: "File of named tokens with scopes (NAME SCOPE SHA256 per line, from `bpfdepot token add`): read, write or admin.")
+    @Option(help: "File of named tokens with scopes (NAME SCOPE SHA256 per line, from `bpfdepot token add`; NAME SCOPE subject:DN for client certificates): read, write or admin.")
     var tokensFile: String?
 
     @Flag(help: "Answer GET /metrics without a credential even when tokens are configured.")
@@ -44,6 +44,11 @@ struct Serve: ParsableCommand {
 
     @Option(help: "PEM private key file for --tls-cert.")
     var tlsKey: String?
+
+    @Option(help: ArgumentHelp(
+        "PEM file of the CA(s) client certificates must chain to (needs --tls-cert): every route but /healthz, /openapi.yaml and /ui needs one.",
+        discussion: "The certificate's subject names the client; a `subject:` line of --tokens-file gives it a scope (`bpfdepot token add NAME --scope S --subject DN`). Without a tokens file every certificate the CA signed is admin. A bearer token sent with a certificate names the client instead."))
+    var tlsClientCa: String?
 
     @Option(help: "Most simultaneous connections; more get 503.")
     var maxConnections = HTTPServerConfiguration.defaultConnectionLimit
@@ -120,6 +125,12 @@ struct Serve: ParsableCommand {
         default:
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        if let tlsClientCa {
+            guard tls != nil else { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key (client certificates come with HTTPS)") }
+            guard let caPEM = try? String(contentsOfFile: tlsClientCa, encoding: .utf8) else { throw ValidationError("--tls-client-ca: cannot read '\(tlsClientCa)'") }
+            guard caPEM.contains("-----BEGIN CERTIFICATE-----") else { throw ValidationError("--tls-client-ca: expected PEM certificates in '\(tlsClientCa)', found none") }
+            tls?.clientCAPEM = caPEM
+        }
         guard auditRetentionDays >= 1 else { throw ValidationError("--audit-retention-days: expected at least 1, found \(auditRetentionDays)") }
         guard maxConcurrentLoads >= 1 else { throw ValidationError("--max-concurrent-loads: expected at least 1, found \(maxConcurrentLoads)") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit: expected 0 or more, found \(rateLimit)") }
@@ -177,7 +188,7 @@ struct Serve: ParsableCommand {
                                 metrics: metrics, logger: Logger(label: "bpfdepot.http"), audit: { depot.recordAudit($0) })
         do { try server.start() } catch { throw CLIError(description: "cannot start: \(error)") }
         log.info("listening", metadata: ["address": "\(address.host):\(server.port ?? address.port)", "db": "\(db)",
-                                         "auth": "\(credentials.map { "\($0.names.count) scoped tokens" } ?? (token == nil ? "none (loopback only)" : "bearer token (admin)"))",
+                                         "auth": "\(credentials.map { "\($0.names.count - $0.subjectCount) scoped tokens, \($0.subjectCount) certificate subjects" } ?? (token == nil ? "none (loopback only)" : "bearer token (admin)"))\(tlsClientCa == nil ? "" : ", client certificates required")",
                                          "tls": "\(tls == nil ? "off" : "on")", "pin_root": "\(root ?? "none")"])
         // The kernel counts program runs while any process holds a BPF_ENABLE_STATS fd.
         var statistics: BPFFD?

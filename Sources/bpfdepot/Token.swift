@@ -21,11 +21,23 @@ struct Token: ParsableCommand {
         @Option(help: "The tokens file to append to (created with mode 0600).")
         var file = "bpfdepot.tokens"
 
+        @Option(help: ArgumentHelp(
+            "Map a client certificate's subject DN (RFC 4514, as `openssl x509 -noout -subject -nameopt RFC2253` prints it after 'subject=') to the scope instead of making a token.",
+            discussion: "For `serve --tls-client-ca`. No secret is printed."))
+        var subject: String?
+
         func run() throws {
             guard let scope = Scope(name: scope) else { throw ValidationError("--scope: expected read, write or admin, found '\(scope)'") }
             if let text = try? String(contentsOfFile: file, encoding: .utf8), !text.isEmpty {
                 let existing = try Credentials(fileText: text)
                 guard !existing.names.contains(name) else { throw ValidationError("\(file) has a token named '\(name)' already") }
+            }
+            if let subject {
+                let dn = subject.hasPrefix("subject=") ? String(subject.dropFirst("subject=".count)) : subject
+                let line = Credentials.line(name: name, scope: scope, subject: dn.trimmingCharacters(in: .whitespaces))
+                do { _ = try Credentials(fileText: line) } catch { throw ValidationError("\(error)") }
+                try append(line)
+                return
             }
             var random = [UInt8](repeating: 0, count: 32)
             guard getentropy(&random, random.count) == 0 else { throw ValidationError("no randomness: getentropy failed") }
@@ -33,6 +45,11 @@ struct Token: ParsableCommand {
                 .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
             let line = Credentials.line(name: name, scope: scope, token: secret)
             _ = try Credentials(fileText: line)  // the name is one the file accepts
+            try append(line)
+            print(secret)
+        }
+
+        private func append(_ line: String) throws {
             if !FileManager.default.fileExists(atPath: file) {
                 guard FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]) else {
                     throw ValidationError("cannot create \(file)")
@@ -42,7 +59,6 @@ struct Token: ParsableCommand {
             defer { try? handle.close() }
             try handle.seekToEnd()
             try handle.write(contentsOf: Data((line + "\n").utf8))
-            print(secret)
         }
     }
 }

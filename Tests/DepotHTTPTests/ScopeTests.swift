@@ -55,10 +55,25 @@ struct ScopeTests {
             """)
     }
 
+    /// Client-certificate subjects of the test, mapped to scopes by `subject:` lines.
+    static let subjects: [Scope: String] = [.read: "CN=dashboard,O=ops", .write: "CN=pipeline,O=ci", .admin: "CN=Jane Operator,O=ops"]
+
+    static func credentialsWithCertificates() throws -> Credentials {
+        try Credentials(fileText: """
+            \(Credentials.line(name: "pipeline", scope: .write, token: secrets[.write]!))
+            dash read subject:\(subjects[.read]!)
+            ci write \(Credentials.subjectPrefix)\(subjects[.write]!)
+            jane admin subject: \(subjects[.admin]!)
+            """)
+    }
+
     @Test func everyOperationAnswersAsTheScopeRulesSay() throws {
         let f = try ServiceFixture()
         defer { f.close() }
         let d = HTTPDispatcher(router: f.router, credentials: try Self.credentials())
+        // The same rules with client certificates required (`--tls-client-ca`): the peer's
+        // certificate as ServerCore hands it over (verified or not; tested over TLS in MTLSTests).
+        let dc = HTTPDispatcher(router: f.router, credentials: try Self.credentialsWithCertificates(), requiresClientCertificates: true)
         let ops = Self.operations()
         #expect(ops.count >= 30, "the contract's operations: \(ops)")
         // A stored object and a live load, so refused requests would have something to change.
@@ -87,6 +102,34 @@ struct ScopeTests {
                 let r = try ServiceRouterTests.call(d, op.method, target, headers: headers, body: op.method == .GET ? [] : Array("{}".utf8))
                 let expected: Int? = !refused ? nil : (scope == nil ? 401 : 403)
                 if let expected {
+                    #expect(r.status == expected, "\(op) with \(label): \(r.status) \(r.text.prefix(200))")
+                    if expected == 403 {
+                        #expect((jsonObject(r.body)?["requiredScope"] as? String) == need?.description, "\(op) with \(label)")
+                    }
+                } else {
+                    #expect(r.status != 401 && r.status != 403, "\(op) with \(label): \(r.status) \(r.text.prefix(200))")
+                }
+            }
+            // The client-certificate column: none, one that did not verify, one whose subject
+            // has no line (403), and one per scope; a token alone is not enough.
+            let certificateCases: [(String, PeerCertificate, String?, expected: Scope?, status: Int?)] = [
+                ("no certificate", .none, nil, nil, 401),
+                ("no certificate but a write token", .none, "Bearer \(Self.secrets[.write]!)", nil, 401),
+                ("a certificate that does not verify", .invalid("The certificate is NOT trusted."), nil, nil, 401),
+                ("an unmapped certificate", .verified(subject: "CN=stranger,O=elsewhere"), nil, nil, 403),
+                ("a read certificate", .verified(subject: Self.subjects[.read]!), nil, .read, nil),
+                ("a write certificate", .verified(subject: Self.subjects[.write]!), nil, .write, nil),
+                ("an admin certificate", .verified(subject: Self.subjects[.admin]!), nil, .admin, nil),
+                ("a read certificate with a write token", .verified(subject: Self.subjects[.read]!), "Bearer \(Self.secrets[.write]!)", .write, nil),
+            ]
+            for (label, peer, auth, scope, status) in certificateCases {
+                var headers: HTTPHeaders = [:]
+                if let auth { headers.add("Authorization", auth) }
+                let refused = need.map { n in scope.map { $0 < n } ?? true } ?? false
+                if op.method != .GET && !refused { continue }
+                let r = try ServiceRouterTests.call(dc, op.method, target, headers: headers, body: op.method == .GET ? [] : Array("{}".utf8), peer: peer)
+                if refused {
+                    let expected = status ?? 403
                     #expect(r.status == expected, "\(op) with \(label): \(r.status) \(r.text.prefix(200))")
                     if expected == 403 {
                         #expect((jsonObject(r.body)?["requiredScope"] as? String) == need?.description, "\(op) with \(label)")
@@ -152,5 +195,14 @@ struct ScopeTests {
         let again = try runProcess(ServeProcess.binary, ["token", "add", "grafana", "--scope", "admin", "--file", file])
         #expect(again.code != 0, "a name is used once")
         #expect(throws: CredentialsError.self) { try Credentials(fileText: "x read \(secret)") }
+        // A client certificate's subject, as openssl prints it, mapped to a scope: no secret.
+        let cert = try runProcess(ServeProcess.binary, ["token", "add", "grafana-cert", "--scope", "read", "--subject", "subject=CN=grafana,O=ops", "--file", file])
+        #expect(cert.code == 0 && cert.out.isEmpty, "\(cert.err)")
+        let mapped = try Credentials(fileText: try String(contentsOfFile: file, encoding: .utf8))
+        #expect(mapped.names == ["grafana", "ci", "grafana-cert"] && mapped.subjectCount == 1)
+        let dc = HTTPDispatcher(router: f.router, credentials: mapped, requiresClientCertificates: true)
+        #expect(try ServiceRouterTests.call(dc, .GET, "/v1/objects", peer: .verified(subject: "CN=grafana,O=ops")).status == 200)
+        #expect(try ServiceRouterTests.call(dc, .POST, "/v1/objects", peer: .verified(subject: "CN=grafana,O=ops")).status == 403)
+        #expect(try runProcess(ServeProcess.binary, ["token", "add", "grafana-cert", "--scope", "read", "--subject", "CN=x", "--file", file]).code != 0)
     }
 }

@@ -11,8 +11,10 @@ import Testing
 @Suite struct ServiceRouterTests {
     /// Runs one request through the whole dispatcher pipeline.
     static func call(_ d: HTTPDispatcher, _ method: HTTPMethod, _ target: String, headers: HTTPHeaders = [:],
-                     body: [UInt8] = []) throws -> CurlResponse {
-        CurlResponse(d.respond(to: try request(method, target, headers: headers, body: body)))
+                     body: [UInt8] = [], peer: PeerCertificate? = nil) throws -> CurlResponse {
+        var r = try request(method, target, headers: headers, body: body)
+        r.peer = peer
+        return CurlResponse(d.respond(to: r))
     }
 
     static func call(_ d: HTTPDispatcher, _ method: HTTPMethod, _ target: String, headers: HTTPHeaders = [:],

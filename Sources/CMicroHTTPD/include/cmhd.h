@@ -34,4 +34,12 @@ int cmhd_connection_fd(struct MHD_Connection *connection);
 /* Turns off the idle timeout of one connection (a long-lived event stream). */
 void cmhd_connection_no_timeout(struct MHD_Connection *connection);
 
+/* The client certificate of a TLS connection (libmicrohttpd with GnuTLS and
+   MHD_OPTION_HTTPS_MEM_TRUST). CMHD_PEER_VERIFIED: the chain verifies against the trusted CA,
+   is within its dates and may authenticate a TLS client; `subject` holds its subject DN in
+   RFC 4514 form. CMHD_PEER_INVALID: `reason` says why (GnuTLS's words). */
+enum { CMHD_PEER_NOT_TLS = -2, CMHD_PEER_INVALID = -1, CMHD_PEER_NONE = 0, CMHD_PEER_VERIFIED = 1 };
+int cmhd_peer_certificate(struct MHD_Connection *connection, char *subject, size_t subject_cap,
+                          char *reason, size_t reason_cap);
+
 #endif
