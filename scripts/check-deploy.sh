@@ -170,13 +170,17 @@ Type=oneshot
 ExecStart=/bin/bash /results/check.sh
 UNIT
     ln -s ../bpfdepot.service ../deploy-check.service "$ctr/etc/systemd/system/multi-user.target.wants/"
-    (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$ctr/etc/bpfdepot/token")
+    # The tokens file as deploy/systemd/bpfdepot.service's install steps make it: an admin token
+    # for the round trips and a read token, as dashboards get.
+    (umask 077 && "$bin" token add operator --scope admin --file "$ctr/etc/bpfdepot/tokens" >"$ctr/results/admin-token" &&
+        "$bin" token add dashboards --scope read --file "$ctr/etc/bpfdepot/tokens" >"$ctr/results/read-token") ||
+        { fail "real systemd: bpfdepot token add"; return; }
     install -m 0755 "$bin" "$ctr/usr-upper/local/bin/bpfdepot"
     cp "$work/fixtures/service_arena.o" "$work/fixtures/globals.o" "$work/fixtures/globals_run.o" "$ctr/results/"
     printf '%s' "$arena_refused" >"$ctr/results/arena-refused"
     cat >"$ctr/results/check.sh" <<'CHECK'
 exec >/results/report 2>&1
-T=$(cat /etc/bpfdepot/token) B=http://127.0.0.1:8080
+T=$(cat /results/admin-token) R=$(cat /results/read-token) B=http://127.0.0.1:8080
 auth=(-H "Authorization: Bearer $T")
 check() { local name=$1 out; shift; if out=$("$@" 2>&1); then echo "PASS $name"; else echo "FAIL $name"; sed 's/^/     /' <<<"$out"; fi; }
 json() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -206,11 +210,18 @@ mounts() {
     awk '$5 == "/proc/sys" && $6 ~ /^ro/ {f=1} END {exit !f}' $m || { echo "/proc/sys not read-only"; return 1; }
 }
 check "service mount namespace: / and /proc/sys read-only, /sys/fs/bpf and /var/lib/bpfdepot writable" mounts
-check "the token reaches the service as a credential" test -r /run/credentials/bpfdepot.service/token
+check "the tokens file reaches the service as a credential" test -r /run/credentials/bpfdepot.service/tokens
 unauthorized() { [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @/results/service_arena.o "$B/v1/objects?name=x.o") == 401 ]]; }
 check "an upload without the token is refused (401)" unauthorized
 anonymous_read() { [[ $(curl -s -o /dev/null -w '%{http_code}' "$B/v1/objects") == 401 ]]; }
 check "a read without the token is refused too (401)" anonymous_read
+dashboard_token() {
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" "$B/v1/objects") == 200 ]] || { echo "read token: GET not 200"; return 1; }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" "$B/metrics") == 200 ]] || { echo "read token: /metrics not 200"; return 1; }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $R" -X POST --data-binary @/results/globals.o "$B/v1/objects?name=x.o") == 403 ]] ||
+        { echo "read token: upload not 403"; return 1; }
+}
+check "the dashboards' read token reads and /metrics, and is refused an upload (403)" dashboard_token
 
 arena() {
     local id load retval value

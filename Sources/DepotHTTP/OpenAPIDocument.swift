@@ -1445,8 +1445,21 @@ components:
       type: http
       scheme: bearer
       description: |
-        Required on `POST`, `PUT`, `PATCH` and `DELETE` when the server was started with a
-        token; reads never need it.
+        When the server has credentials (`--tokens-file`, `--token-file`), every operation but
+        `/healthz`, `/openapi.yaml` and `/ui` needs a token, `/metrics` too unless
+        `--public-metrics`. Scopes: `read` (every GET), `write` (also uploads, patches, image
+        writes, loads, runs, links, live and map writes), `admin` (also deletes of objects,
+        loads and links, and `GET /v1/audit`). 401 `unauthorized` without a valid token, 403
+        `forbidden` (with `requiredScope`, `scope`, `client`) when its scope is too small.
+    clientCertificate:
+      type: mutualTLS
+      description: |
+        With `serve --tls-client-ca`, every operation but the open ones needs a TLS client
+        certificate that verifies against that CA (chain, dates, client-authentication
+        purpose); 401 without one (`WWW-Authenticate: TLS-Client-Certificate`). Its RFC 4514
+        subject names the client, and a `subject:` line of the tokens file gives its scope (403
+        for a certificate without one; `admin` for any when there is no tokens file). A bearer
+        token sent with the certificate names the client instead.
 
   parameters:
     ObjectID:
