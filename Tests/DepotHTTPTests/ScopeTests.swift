@@ -1,3 +1,4 @@
+import BPFKernel
 import BPFTestSupport
 import DepotCore
 import DepotHTTP
@@ -155,12 +156,23 @@ struct ScopeTests {
         #expect(try reader.get("/v1/loads/\(load)/variables/input").status == 200)
         #expect(try nobody.get("/metrics").status == 401 && reader.get("/metrics").status == 200)
         #expect(try nobody.get("/healthz").status == 200)
-        // read cannot write; write cannot unload; admin can.
-        #expect(try reader.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 1}"#).status == 403)
+        // read cannot write; write cannot unload; admin can. A refusal leaves the live value
+        // and the kernel's programs as they were.
+        func input() throws -> Int? { try reader.get("/v1/loads/\(load)/variables/input").json["value"] as? Int }
+        let programs = try reader.get("/v1/loads/\(load)/programs")
+        let kernelIDs = ((programs.json["programs"] as? [[String: Any]]) ?? []).compactMap { ($0["kernelId"] as? Int).map(UInt32.init) }
+        #expect(!kernelIDs.isEmpty, "\(programs.text.prefix(300))")
+        func alive() -> Int { kernelIDs.filter { id in (try? BPFSys.progGetFDByID(id)).map { $0.close(); return true } ?? false }.count }
+        let before = try input()
+        #expect(try reader.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 77}"#).status == 403)
+        #expect(try input() == before && before != 77)
         #expect(try writer.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"input": 1}"#).status == 200)
+        #expect(try input() == 1)
         let denied = try writer.send("DELETE", "/v1/loads/\(load)")
         #expect(denied.status == 403 && denied.json["client"] as? String == "pipeline", "\(denied.text)")
+        #expect(alive() == kernelIDs.count, "a refused unload left the programs in the kernel")
         #expect(try admin.send("DELETE", "/v1/loads/\(load)").status == 204)
+        #expect(alive() == 0, "the admin's unload released the programs")
     }
 
     @Test func publicMetricsOpensOnlyMetrics() throws {
