@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// What a credential may do. Each scope includes the ones below it.
 public enum Scope: Int, Sendable, Comparable, CustomStringConvertible, CaseIterable {
@@ -82,6 +83,9 @@ public struct Credentials: Sendable {
     let subjectNames: [String]
     /// Whether the entries came from a tokens file (then a certificate needs a `subject:` line).
     public let isTokensFile: Bool
+    /// Authorization values already found valid, so a client's every request does not hash its
+    /// token again (see `AcceptedTokens`).
+    let accepted = AcceptedTokens()
 
     /// One admin token (the `--token-file` setting); nil for an empty secret.
     public init?(token: String, name: String = "token") {
@@ -187,6 +191,13 @@ public struct Credentials: Sendable {
     /// time taken says nothing about which entry, or how much of one, matched.
     func identify(authorization header: String?) -> Result<Client, AuthFailure> {
         guard let header else { return .failure(.init("expected an authorization header with a bearer token, found none")) }
+        if let client = accepted.client(for: header) { return .success(client) }
+        let result = verify(authorization: header)
+        if case .success(let client) = result { accepted.remember(header, client) }
+        return result
+    }
+
+    private func verify(authorization header: String) -> Result<Client, AuthFailure> {
         let value = header.trimmingOWS
         let scheme = value.prefix { $0 != " " && $0 != "\t" }
         guard HTTPHeaders.same(String(scheme), "Bearer") else {
@@ -203,6 +214,45 @@ public struct Credentials: Sendable {
         }
         guard let found else { return .failure(.init("expected a configured bearer token, found one that is not")) }
         return .success(Client(name: found.name, scope: found.scope))
+    }
+}
+
+/// Authorization header values that named a configured token, with their client. Only values
+/// that passed the SHA-256 check are kept, so the map holds the tokens of the file (in the
+/// spellings clients use: at most `limit`; when full it starts over), never a guess. A lookup
+/// finds the candidate by a per-process randomly seeded hash and then compares every byte
+/// without an early exit, so its time says nothing about how much of a kept value matched.
+final class AcceptedTokens: Sendable {
+    static let limit = 64
+    private let values = Mutex<[Int: (value: [UInt8], client: Client)]>([:])
+
+    /// Values held now (tests).
+    var count: Int { values.withLock { $0.count } }
+
+    func client(for header: String) -> Client? {
+        var header = header
+        return header.withUTF8 { presented -> Client? in
+            let key = Self.key(presented)
+            guard let (value, client) = values.withLock({ $0[key] }), value.count == presented.count else { return nil }
+            var diff: UInt8 = 0
+            for i in 0..<value.count { diff |= value[i] ^ presented[i] }
+            return diff == 0 ? client : nil
+        }
+    }
+
+    func remember(_ header: String, _ client: Client) {
+        let bytes = Array(header.utf8)
+        let key = bytes.withUnsafeBufferPointer { Self.key($0) }
+        values.withLock { map in
+            if map.count >= Self.limit, map[key] == nil { map.removeAll() }
+            map[key] = (bytes, client)
+        }
+    }
+
+    private static func key(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h = Hasher()
+        h.combine(bytes: UnsafeRawBufferPointer(bytes))
+        return h.finalize()
     }
 }
 

@@ -169,6 +169,9 @@ public enum DepotRoutes {
             let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: names) }
             return try watchable(req, load: id, event: "variables", read: read, tag: contentTag, render: variablesBody)
         })
+        // Rendered once per variable and value: a poller's read renders nothing while the
+        // variable's bytes stay the same.
+        let liveResponses = LiveResponses()
         r.get("/v1/loads/{id}/variables/{name}", .immediate { req in
             let name = try req.pathParameter("name")
             let id = try loadID(req)
@@ -196,8 +199,7 @@ public enum DepotRoutes {
             // else (bad id, no such load or variable, a long poll) takes the route above.
             guard parameters.count == 2, !headers.contains("Prefer"), let id = Int64(parameters[0]), id > 0,
                   let live = try? depot.readLive(loadID: id, names: [parameters[1]]) else { return nil }
-            let condition = EntityTagCondition(ifNoneMatchIn: headers)
-            return liveVariable(live) { condition?.matchesWeakly($0) ?? false }
+            return liveResponses.answer(load: id, live, headers: headers)
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
             let id = try loadID(req)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import Synchronization
 
 /// A swift-log handler that writes each event as one line to a file descriptor (stderr by
 /// default): a JSON object (`--log-format json`, for log shippers) or `key=value` text.
@@ -327,29 +328,38 @@ public struct LineLogHandler: LogHandler {
     }
 
     /// UTC, milliseconds: `2025-11-25T09:14:03.512Z`.
+    /// `2025-11-25T09:14:03.` of the second last rendered: `gmtime_r` (which takes glibc's
+    /// time-zone lock) and its digits once per second instead of once per access line.
+    private static let lastSecond = Mutex<(second: Int, text: [UInt8])>((second: -1, text: []))
+
     static func appendNow(_ out: inout [UInt8]) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var t = ts.tv_sec
+        let second = ts.tv_sec
+        lastSecond.withLock { last in
+            if last.second != second {
+                last.text.removeAll(keepingCapacity: true)
+                appendSecond(second, &last.text)
+                last.second = second
+            }
+            out.append(contentsOf: last.text)
+        }
+        appendDigits(UInt(ts.tv_nsec / 1_000_000), minimumWidth: 3, &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` of `second` (UTC).
+    private static func appendSecond(_ second: Int, _ out: inout [UInt8]) {
+        var t = second
         var tm = Glibc.tm()
         gmtime_r(&t, &tm)
-        func digits(_ v: Int, _ width: Int) {
-            var d = 1
-            for _ in 1..<width { d *= 10 }
-            var v = v
-            while d > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (v / d) % 10))
-                v %= d
-                d /= 10
-            }
-        }
-        digits(Int(tm.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
-        digits(Int(tm.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
-        digits(Int(tm.tm_mday), 2); out.append(UInt8(ascii: "T"))
-        digits(Int(tm.tm_hour), 2); out.append(UInt8(ascii: ":"))
-        digits(Int(tm.tm_min), 2); out.append(UInt8(ascii: ":"))
-        digits(Int(tm.tm_sec), 2); out.append(UInt8(ascii: "."))
-        digits(ts.tv_nsec / 1_000_000, 3); out.append(UInt8(ascii: "Z"))
+        func digits(_ v: Int32, _ width: Int) { appendDigits(UInt(clamping: v), minimumWidth: width, &out) }
+        digits(tm.tm_year + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(tm.tm_mon + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(tm.tm_mday, 2); out.append(UInt8(ascii: "T"))
+        digits(tm.tm_hour, 2); out.append(UInt8(ascii: ":"))
+        digits(tm.tm_min, 2); out.append(UInt8(ascii: ":"))
+        digits(tm.tm_sec, 2); out.append(UInt8(ascii: "."))
     }
 }
 

@@ -68,6 +68,53 @@ import Testing
         #expect(statuses == [200, 200, 304, 304, 304, 200, 200, 200, 200, 404, 404, 404, 404, 404, 409])
     }
 
+    /// The live read keeps its rendered answer while the variable's bytes stay the same: a value
+    /// written (live PATCH) is what the next read shows at once, over the 200 path and over the
+    /// `If-None-Match` 304 path, and every answer carries its own request id.
+    @Test func aWrittenValueIsReadBackAtOnceWithItsOwnRequestID() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let c = ServiceClient(s)
+        let (_, load) = try ObservabilityTests.uploadAndLoad(c, "globals")
+        let path = "/v1/loads/\(load)/variables/data_int"
+        var ids: [String] = []
+        func read(_ headers: [(String, String)] = []) throws -> CurlResponse {
+            let r = try c.get(path, headers: headers)
+            ids.append(r.headers["X-Request-Id"] ?? "")
+            return r
+        }
+
+        let first = try read()
+        #expect(first.status == 200)
+        #expect(first.json["value"] as? Int == 1234)
+        var tag = try #require(first.headers["ETag"])
+        #expect(try read().body == first.body)  // the kept answer, unchanged value
+        #expect(try read([("If-None-Match", tag)]).status == 304)
+
+        for value in [1235, -7, 0, 1234, 99] {
+            #expect(try c.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"data_int": \#(value)}"#).status == 200)
+            // The client's tag is the old value's: 200 with the new value and a new tag.
+            let changed = try read([("If-None-Match", tag)])
+            #expect(changed.status == 200, "after writing \(value)")
+            #expect(changed.json["value"] as? Int == value)
+            let newTag = try #require(changed.headers["ETag"])
+            #expect(newTag != tag)
+            tag = newTag
+            let plain = try read()
+            #expect(plain.status == 200)
+            #expect(plain.json["value"] as? Int == value)
+            #expect(plain.headers["ETag"] == tag)
+            let same = try read([("If-None-Match", tag)])
+            #expect(same.status == 304)
+            #expect(same.headers["ETag"] == tag)
+            #expect(same.body.isEmpty)
+        }
+        #expect(!ids.contains(""))
+        #expect(Set(ids).count == ids.count, "request ids repeat: \(ids)")
+    }
+
     /// Which requests a fast path sees: plain GETs of its route (parameters percent-decoded,
     /// whatever the query); HEAD, other methods and requests with a body take the route, as do
     /// the ones it declines.

@@ -1,7 +1,7 @@
 import BPFKernel
 import BPFTestSupport
 import DepotCore
-import DepotHTTP
+@testable import DepotHTTP
 @testable import DepotStore
 import Foundation
 import KernelTestSupport
@@ -216,5 +216,32 @@ struct ScopeTests {
         #expect(try ServiceRouterTests.call(dc, .GET, "/v1/objects", peer: .verified(subject: "CN=grafana,O=ops")).status == 200)
         #expect(try ServiceRouterTests.call(dc, .POST, "/v1/objects", peer: .verified(subject: "CN=grafana,O=ops")).status == 403)
         #expect(try runProcess(ServeProcess.binary, ["token", "add", "grafana-cert", "--scope", "read", "--subject", "CN=x", "--file", file]).code != 0)
+    }
+
+    /// A token found valid once is recognised again without hashing; the remembered verdict
+    /// never stretches to another value (same length, one byte off, other scheme spelling is
+    /// checked in full), and a token that failed is refused every time.
+    @Test func rememberedTokensAreRecognisedExactly() throws {
+        let creds = try Credentials(fileText: Credentials.line(name: "reader", scope: .read, token: "s3cret-token-aaaa") + "\n"
+            + Credentials.line(name: "writer", scope: .write, token: "s3cret-token-bbbb") + "\n")
+        func who(_ header: String) -> String? {
+            if case .success(let c) = creds.identify(authorization: header) { return "\(c.name) \(c.scope)" }
+            return nil
+        }
+        for _ in 0..<3 {
+            #expect(who("Bearer s3cret-token-aaaa") == "reader read")
+            #expect(who("Bearer s3cret-token-bbbb") == "writer write")
+            #expect(who("bearer  s3cret-token-aaaa") == "reader read")
+            #expect(who("Bearer s3cret-token-aaab") == nil)
+            #expect(who("Bearer s3cret-token-aaa") == nil)
+            #expect(who("Bearer s3cret-token-aaaaa") == nil)
+            #expect(who("Basic s3cret-token-aaaa") == nil)
+        }
+        // Bounded: many spellings of a valid token do not grow the map past its limit.
+        for i in 0..<(AcceptedTokens.limit * 2) {
+            #expect(who("Bearer" + String(repeating: " ", count: i + 1) + "s3cret-token-aaaa") == "reader read")
+        }
+        #expect(creds.accepted.count <= AcceptedTokens.limit)
+        #expect(who("Bearer s3cret-token-bbbb") == "writer write")
     }
 }
