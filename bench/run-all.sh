@@ -7,6 +7,7 @@
 #   sh bench/run-all.sh                     # everything: 10-15 minutes on 2 cores, needs root
 #   QUICK=1 sh bench/run-all.sh             # shorter runs (a few minutes; noisier)
 #   SKIP_LOADER=1 sh bench/run-all.sh       # service only; SKIP_SERVICE=1: loader only; SKIP_WATCHERS=1: no watchers run
+#   SKIP_SCALE=1 sh bench/run-all.sh        # without bench/scale.py (10,000 objects, 200 loads, 10,000 variables)
 #
 # Every knob of service.sh and run.sh passes through (SKIP_HTTP, SKIP_STORE, SKIP_STARTUP,
 # WRK_SECONDS, CALLGRIND_REQUESTS, SKIP_LOAD, PARSE_ROUNDS, ...); see their headers.
@@ -31,11 +32,22 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 rm -f "$build/results/summary.tsv" "$build/results/service.md" "$build/results/service-meta.tsv"
 [ -n "${SKIP_SERVICE:-}" ] || SKIP_BUILD=1 sh "$bench/service.sh" >/dev/null
+# How costs grow with stored objects, live loads and variables (bench/scale.py): its summary rows
+# join service.sh's, its section is appended below.
+rm -f "$build/results/scale.md"
+if [ -z "${SKIP_SCALE:-}" ]; then
+    mkdir -p "$build/results"
+    if [ -n "${QUICK:-}" ]; then export SCALE_OBJECTS=${SCALE_OBJECTS:-100,1000} SCALE_LOADS=${SCALE_LOADS:-50} WRK_SECONDS=${WRK_SECONDS:-3}; fi
+    [ -x "$build/c/http_probe" ] || { mkdir -p "$build/c"; cc -O2 -g -Wall -o "$build/c/http_probe" "$bench/c/http_probe.c"; }
+    BPFDEPOT="$build/release/bpfdepot" PROBE="$build/c/http_probe" python3 "$bench/scale.py" "$build/results/summary.tsv" \
+        >"$build/results/scale.md"
+fi
 if [ -n "${SKIP_LOADER:-}" ]; then
     export SKIP_PARSE=1 SKIP_LOAD=1 SKIP_VMLINUX=1 SKIP_CALLGRIND=1
 fi
 SKIP_BUILD=1 WITH_SERVICE=1 sh "$bench/run.sh" >/dev/null
 out=${OUT:-$bench/RESULTS.md}
+[ ! -s "$build/results/scale.md" ] || cat "$build/results/scale.md" >>"$out"
 # Open event streams: what 1,000 idle (then active) watchers cost the server (bench/watchers.py).
 if [ -z "${SKIP_WATCHERS:-}" ]; then
     watchers=$(BPFDEPOT="$build/release/bpfdepot" WATCH_SECONDS="${WATCH_SECONDS:-30}" python3 "$bench/watchers.py")

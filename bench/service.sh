@@ -80,7 +80,15 @@ compile() { # SOURCE OUT
     "$CLANG" -target bpf -O2 -g -c "$1" -o "$2" -I "$root/Tests/Fixtures" -I "/usr/include/$multiarch"
 }
 compile "$root/Tests/Fixtures/service_arena.bpf.c" "$fx/service_arena.o"
-sh "$bench/fixtures/gen-vars.sh" 1000 >"$fx/vars1000.bpf.c"
+# Where the kernel refuses arena maps (`bpfdepot features`), the one-variable read is a .data
+# `__u32` (seed_knob of seeded.o) and the 1,000 variables have no arena share (their .bss takes it).
+if "$bpfdepot" features --json | jq -e '.features[] | select(.name == "arena_maps") | .available' >/dev/null; then
+    single_obj=$fx/service_arena.o; single_var=svc_counter; single_what='one arena `int`'; noarena=
+else
+    single_obj=$fx/seeded.o; single_var=seed_knob; single_what='one .data `__u32`; this kernel refuses arena maps'; noarena=1
+fi
+printf 'meta\tsingle variable\t%s\n' "$single_var ($single_what)" >>"$tsv"
+NOARENA=$noarena sh "$bench/fixtures/gen-vars.sh" 1000 >"$fx/vars1000.bpf.c"
 compile "$fx/vars1000.bpf.c" "$fx/vars1000.o"
 compile "$bench/fixtures/big.bpf.c" "$fx/big.o"
 compile "$bench/fixtures/seeded.bpf.c" "$fx/seeded.o"
@@ -103,7 +111,12 @@ stop_pid() { # PID: SIGTERM, then wait until it is gone (it is not our child)
 }
 # "VMRSS_KIB<TAB>RSSANON_KIB": all resident pages, and the anonymous ones (heap, stacks; the rest
 # are pages of the executable and shared libraries).
-rss_kib() { awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%s\t%s", r, a }' "/proc/$1/status"; }
+# Then PSS (smaps_rollup): shared pages divided among the processes mapping them, what a fleet
+# pays per process beside its private (anonymous) memory.
+rss_kib() {
+    awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { printf "%s\t%s", r, a }' "/proc/$1/status"
+    awk '/^Pss:/ { printf "\t%s", $2 }' "/proc/$1/smaps_rollup"
+}
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }  # user and system clock ticks
 
 # start_bare BODY ETAG [STATUS]: sets bare_pid and bare_port.
@@ -224,11 +237,11 @@ if [ -z "${SKIP_HTTP:-}" ]; then
     start_serve "$work/http.sqlite" "$port"
     http_pid=$serve_pid
     printf 'rss\tafter start (HTTP server)\t%s\n' "$(rss_kib "$http_pid")" >>"$tsv"
-    svc=$(upload "$port" "$fx/service_arena.o" service_arena)
+    svc=$(upload "$port" "$single_obj" single)
     svc_load=$(load_object "$port" "$svc")
     vars=$(upload "$port" "$fx/vars1000.o" vars1000)
     vars_load=$(load_object "$port" "$vars")
-    single=/v1/loads/$svc_load/variables/svc_counter
+    single=/v1/loads/$svc_load/variables/$single_var
     batch=/v1/loads/$vars_load/variables
     curl -sf -D "$work/single.h" -o "$work/single.body" "$(u "$port")$single"
     curl -sf -D "$work/batch.h" -o "$work/batch.body" "$(u "$port")$batch"
@@ -245,12 +258,13 @@ if [ -z "${SKIP_HTTP:-}" ]; then
     quiet_port=$(free_port)
     start_serve "$work/quiet.sqlite" "$quiet_port" --log-level notice
     quiet_pid=$serve_pid
-    quiet_load=$(load_object "$quiet_port" "$(upload "$quiet_port" "$fx/service_arena.o" service_arena)")
-    quiet_single=/v1/loads/$quiet_load/variables/svc_counter
+    quiet_load=$(load_object "$quiet_port" "$(upload "$quiet_port" "$single_obj" single)")
+    quiet_single=/v1/loads/$quiet_load/variables/$single_var
 
     start_bare "$work/single.body" "$single_etag"; bare_single_pid=$bare_pid; bare_single=$bare_port
     start_bare "$work/batch.body" "$batch_etag"; bare_batch_pid=$bare_pid; bare_batch=$bare_port
     start_bare "$work/batch.body" "$batch_etag" 304; bare_304_pid=$bare_pid; bare_304=$bare_port
+    start_bare "$work/single.body" "$single_etag" 304; bare_s304_pid=$bare_pid; bare_s304=$bare_port
     printf 'meta\tresponse header fields (bare, single)\t%s\n' \
         "$(curl -s -D - -o /dev/null "$(u "$bare_single")$single" | grep -c ':')" >>"$tsv"
 
@@ -261,9 +275,10 @@ if [ -z "${SKIP_HTTP:-}" ]; then
         if [ $((r % 2)) = 1 ]; then first=bare; else first=ours; fi
         # serve --log-level notice, next to this round's bare run of the same request.
         [ $first = bare ] || wrk_run single quiet "$quiet_pid" "$(u "$quiet_port")$quiet_single"
-        for c in single batch poll304; do
+        for c in single single304 batch poll304; do
             case $c in
                 single) bp=$bare_single_pid; bport=$bare_single; path=$single; hdr= ;;
+                single304) bp=$bare_s304_pid; bport=$bare_s304; path=$single; hdr="If-None-Match: $single_etag" ;;
                 batch) bp=$bare_batch_pid; bport=$bare_batch; path=$batch; hdr= ;;
                 poll304) bp=$bare_304_pid; bport=$bare_304; path=$batch; hdr="If-None-Match: $batch_etag" ;;
             esac
@@ -282,12 +297,14 @@ if [ -z "${SKIP_HTTP:-}" ]; then
     probe_run single bare "$bare_single" "$single" 200
     probe_run single ours "$port" "$single" 200
     probe_run single quiet "$quiet_port" "$quiet_single" 200
+    probe_run single304 bare "$bare_s304" "$single" 304 "If-None-Match: $single_etag"
+    probe_run single304 ours "$port" "$single" 304 "If-None-Match: $single_etag"
     probe_run batch bare "$bare_batch" "$batch" 200
     probe_run batch ours "$port" "$batch" 200
     probe_run poll304 bare "$bare_304" "$batch" 304 "If-None-Match: $batch_etag"
     probe_run poll304 ours "$port" "$batch" 304 "If-None-Match: $batch_etag"
     printf 'rss\tafter the HTTP benchmark (2 live loads)\t%s\n' "$(rss_kib "$http_pid")" >>"$tsv"
-    stop_pid "$bare_single_pid"; stop_pid "$bare_batch_pid"; stop_pid "$bare_304_pid"
+    stop_pid "$bare_single_pid"; stop_pid "$bare_batch_pid"; stop_pid "$bare_304_pid"; stop_pid "$bare_s304_pid"
     stop_pid "$http_pid"; stop_pid "$quiet_pid"
 
     # Instructions per request (deterministic, unlike the timings): the same requests on one
@@ -296,12 +313,12 @@ if [ -z "${SKIP_HTTP:-}" ]; then
         log "callgrind ($CALLGRIND_REQUESTS requests per case; slow)"
         rm -f "$work"/cg.sqlite*
         cg_load() { # PORT: the two loads, as above (fresh database: load ids 1 and 2)
-            o=$(upload "$1" "$fx/service_arena.o" service_arena); load_object "$1" "$o" >/dev/null
+            o=$(upload "$1" "$single_obj" single); load_object "$1" "$o" >/dev/null
             o=$(upload "$1" "$fx/vars1000.o" vars1000); load_object "$1" "$o" >/dev/null
         }
         # Separate servers per case so each dump holds one kind of request.
-        callgrind_serve single serve "/v1/loads/1/variables/svc_counter" 200 ""
-        callgrind_serve single quiet "/v1/loads/1/variables/svc_counter" 200 "" --log-level notice
+        callgrind_serve single serve "/v1/loads/1/variables/$single_var" 200 ""
+        callgrind_serve single quiet "/v1/loads/1/variables/$single_var" 200 "" --log-level notice
         callgrind_serve batch serve "/v1/loads/2/variables" 200 ""
         callgrind_serve poll304 serve "/v1/loads/2/variables" 304 "If-None-Match: $batch_etag"
         callgrind_bare single "$work/single.body" "$single_etag" 200 "$single"

@@ -12,7 +12,7 @@ public final class Depot: Sendable {
     public let store: DepotStore
     let pinRoot: String?
     public let limits: DepotLimits
-    private let specs = Mutex<[String: ObjectSpec]>([:])
+    private let specs = Mutex(SpecCache())
     let live = Mutex<[Int64: LoadedObject]>([:])
     /// Attached links by link row id, with the load each belongs to.
     let liveLinks = Mutex<[Int64: (loadID: Int64, link: AttachedLink)]>([:])
@@ -66,7 +66,7 @@ public final class Depot: Sendable {
             try store.putObject(elf: elf, name: objectName, spec: spec, signer: signer)
         }
         if created {
-            specs.withLock { $0[stored.id] = Self.withoutImages(spec) }
+            specs.withLock { $0.put(stored.id, Self.withoutImages(spec)) }
             metrics.objectsChanged()
         }
         return (ObjectView(object: stored, spec: try self.spec(stored.id)), created)
@@ -90,19 +90,19 @@ public final class Depot: Sendable {
 
     public func deleteObject(id: String) throws(DepotError) {
         try storeCall { () throws(StoreError) in try store.deleteObject(id: id) }
-        specs.withLock { _ = $0.removeValue(forKey: id) }
+        specs.withLock { $0.remove(id) }
         metrics.objectsChanged()
     }
 
     /// The parsed spec of a stored object (parsed once per process), without section images.
     func spec(_ id: String) throws(DepotError) -> ObjectSpec {
-        if let s = specs.withLock({ $0[id] }) { return s }
+        if let s = specs.withLock({ $0.get(id) }) { return s }
         let elf = try storeCall { () throws(StoreError) in try store.elf(objectID: id) }
         let o = try storeCall { () throws(StoreError) in try store.object(id: id) }
         let spec: ObjectSpec
         do { spec = try ObjectSpec(elf: elf, name: ObjectSpec.objectName(forPath: o.name)) } catch { throw .invalidObject(error) }
         let kept = Self.withoutImages(spec)
-        specs.withLock { $0[id] = kept }
+        specs.withLock { $0.put(id, kept) }
         return kept
     }
 

@@ -63,10 +63,16 @@ struct ServiceReport {
         return out
     }
 
-    /// "33.5 MiB (2.7 MiB)" from KiB: VmRSS and, when known, RssAnon.
-    func mib(_ rss: Double, _ anon: Double?) -> String {
-        fmt(rss / 1024, 1) + " MiB" + (anon.map { " (" + fmt($0 / 1024, 1) + " MiB)" } ?? "")
+    /// "33.5 MiB (2.7 MiB; PSS 12.1 MiB)" from KiB: VmRSS and, when known, RssAnon and PSS.
+    func mib(_ rss: Double, _ anon: Double?, pss: Double? = nil) -> String {
+        var s = fmt(rss / 1024, 1) + " MiB"
+        if let anon { s += " (" + fmt(anon / 1024, 1) + " MiB" + (pss.map { "; PSS " + fmt($0 / 1024, 1) + " MiB" } ?? "") + ")" }
+        return s
     }
+
+    /// The one-variable case's name and kind (`meta single variable`).
+    var singleLabel: String { meta("single variable") ?? "svc_counter (one arena `int`)" }
+    var singleShort: String { "one live variable" }
 
     func met(_ ok: Bool?) -> String { ok.map { $0 ? "yes" : "**no**" } ?? "—" }
 
@@ -91,7 +97,8 @@ struct ServiceReport {
     mutating func markdown() -> String {
         var out = ""
         let cases: [(String, String)] = [
-            ("single", "`GET /v1/loads/{id}/variables/svc_counter` (one arena `int`)"),
+            ("single", "`GET /v1/loads/{id}/variables/\(singleLabel.prefix { $0 != " " })` (\(singleLabel.drop { $0 != "(" }.dropFirst().dropLast()))"),
+            ("single304", "the same with `If-None-Match` → 304"),
             ("batch", "`GET /v1/loads/{id}/variables` (all \(meta("batch variables") ?? "1,000") variables)"),
             ("poll304", "the same with `If-None-Match` → 304"),
         ]
@@ -232,8 +239,9 @@ struct ServiceReport {
                 let ms = l.compactMap { Double($0[2]) }.sorted()
                 let rss = l.compactMap { Double($0[3]) }
                 let anon = l.compactMap { $0.count > 4 ? Double($0[4]) : nil }
+                let pss = l.compactMap { $0.count > 5 ? Double($0[5]) : nil }
                 t.append([label, "\(l.count)", fmt(Report.median(ms), 1) + " ms", fmt(ms.first ?? 0, 1) + " ms", fmt(ms.last ?? 0, 1) + " ms",
-                          mib(Report.median(rss), anon.isEmpty ? nil : Report.median(anon))])
+                          mib(Report.median(rss), anon.isEmpty ? nil : Report.median(anon), pss: pss.isEmpty ? nil : Report.median(pss))])
             }
             out += table(["database", "runs", "median", "min", "max", "RSS after start"], t)
             if let small = lines("upload", "small").first {
@@ -243,8 +251,8 @@ struct ServiceReport {
         }
         if !lines("rss").isEmpty {
             out += "\n"
-            out += table(["`bpfdepot serve`", "VmRSS (RssAnon)"],
-                         lines("rss").map { [$0[1], mib(Double($0[2]) ?? 0, $0.count > 3 ? Double($0[3]) : nil)] })
+            out += table(["`bpfdepot serve`", "VmRSS (RssAnon; PSS)"],
+                         lines("rss").map { [$0[1], mib(Double($0[2]) ?? 0, $0.count > 3 ? Double($0[3]) : nil, pss: $0.count > 4 ? Double($0[4]) : nil)] })
         }
         buildSummary()
         return out
@@ -263,16 +271,25 @@ struct ServiceReport {
         }
         if !lines("wrk", "single").isEmpty {
             let r = pairedRatio("single", col: 3)
-            add("HTTP: one live arena variable, req/s (wrk, 64 conn.)", count(median("wrk", "single", "ours", col: 3)) + "/s",
+            add("HTTP: one live variable, req/s (wrk, 64 conn.)", count(median("wrk", "single", "ours", col: 3)) + "/s",
                 count(median("wrk", "single", "bare", col: 3)) + "/s (bare MHD)", r.map { fmt($0, 2) + "×" } ?? "—", "≥ 0.9×", r.map { $0 >= 0.9 })
             let p99 = median("wrk", "single", "ours", col: 5)
-            add("HTTP: one live arena variable, p99 (wrk, 64 conn.)", us(p99), us(median("wrk", "single", "bare", col: 5)) + " (bare MHD)",
+            add("HTTP: one live variable, p99 (wrk, 64 conn.)", us(p99), us(median("wrk", "single", "bare", col: 5)) + " (bare MHD)",
                 ratio(p99, median("wrk", "single", "bare", col: 5)), "< 1 ms", p99.map { $0 < 1000 })
         }
         if !lines("wrk", "single").isEmpty {
-            add("HTTP: one live arena variable, server CPU per request (user + sys, wrk)", cpu("single", "ours"),
-                cpu("single", "bare") + " (bare MHD)", ratio(median("wrk", "single", "ours", col: 6), median("wrk", "single", "bare", col: 6)),
-                "—", nil)
+            let o = median("wrk", "single", "ours", col: 6), b = median("wrk", "single", "bare", col: 6)
+            add("HTTP: one live variable, server CPU per request (user + sys, wrk)", cpu("single", "ours"),
+                cpu("single", "bare") + " (bare MHD)", ratio(o, b), "≤ 1.2×", o.flatMap { o in b.map { o / $0 <= 1.2 } })
+        }
+        if !lines("wrk", "single304").isEmpty {
+            let r = pairedRatio("single304", col: 3)
+            let o = median("wrk", "single304", "ours", col: 6), b = median("wrk", "single304", "bare", col: 6)
+            add("HTTP: one live variable, 304 (If-None-Match), req/s and CPU/request (wrk, 64 conn.)",
+                count(median("wrk", "single304", "ours", col: 3)) + "/s, " + cpu("single304", "ours"),
+                count(median("wrk", "single304", "bare", col: 3)) + "/s, " + cpu("single304", "bare") + " (bare MHD 304)",
+                (r.map { fmt($0, 2) + "×" } ?? "—") + ", CPU " + ratio(o, b), "≥ 0.9×, ≤ 1.2×",
+                r.flatMap { r in o.flatMap { o in b.map { r >= 0.9 && o / $0 <= 1.2 } } })
         }
         if !lines("wrk", "single", "quiet").isEmpty {
             let r = pairedRatio("single", col: 3, impl: "quiet")
@@ -283,12 +300,12 @@ struct ServiceReport {
         }
         if !lines("probe", "single").isEmpty {
             let p99 = median("probe", "single", "ours", col: 6)
-            add("HTTP: one live arena variable, p99 (one connection)", us(p99), us(median("probe", "single", "bare", col: 6)) + " (bare MHD)",
+            add("HTTP: one live variable, p99 (one connection)", us(p99), us(median("probe", "single", "bare", col: 6)) + " (bare MHD)",
                 ratio(p99, median("probe", "single", "bare", col: 6)), "< 1 ms", p99.map { $0 < 1000 })
         }
         if !lines("callgrind", "single").isEmpty {
             let o = median("callgrind", "single", "serve", col: 3), b = median("callgrind", "single", "bare", col: 3)
-            add("HTTP: one live arena variable, instructions/request (callgrind)", count(o), count(b) + " (bare MHD)", ratio(o, b), "—", nil)
+            add("HTTP: one live variable, instructions/request (callgrind)", count(o), count(b) + " (bare MHD)", ratio(o, b), "—", nil)
         }
         if !lines("probe", "batch").isEmpty {
             let p50 = median("probe", "batch", "ours", col: 4), p99 = median("probe", "batch", "ours", col: 6)
@@ -324,12 +341,19 @@ struct ServiceReport {
                 fmt(ms, 1) + " ms", "—", "—", "< 200 ms", ms < 200)
             let rss = Report.median(startups.compactMap { Double($0[3]) })
             let anon = startups.compactMap { $0.count > 4 ? Double($0[4]) : nil }
-            add("Idle RSS of `serve` after start: VmRSS (RssAnon)", mib(rss, anon.isEmpty ? nil : Report.median(anon)), "—", "—",
+            let pss = startups.compactMap { $0.count > 5 ? Double($0[5]) : nil }
+            add("Idle RSS of `serve` after start: VmRSS (RssAnon; PSS)",
+                mib(rss, anon.isEmpty ? nil : Report.median(anon), pss: pss.isEmpty ? nil : Report.median(pss)), "—", "—",
                 "≤ 25 MiB", rss / 1024 <= 25)
+            if !anon.isEmpty {
+                let a = Report.median(anon)
+                add("Idle anonymous memory of `serve` after start (RssAnon)", fmt(a / 1024, 1) + " MiB", "—", "—", "≤ 4 MiB", a / 1024 <= 4)
+            }
         }
         let after = lines("rss").filter { $0[1].hasPrefix("after the") }
         if let worst = after.max(by: { (Double($0[2]) ?? 0) < (Double($1[2]) ?? 0) }), let kib = Double(worst[2]) {
-            add("Idle RSS of `serve` \(worst[1]): VmRSS (RssAnon)", mib(kib, worst.count > 3 ? Double(worst[3]) : nil), "—", "—",
+            add("Idle RSS of `serve` \(worst[1]): VmRSS (RssAnon; PSS)",
+                mib(kib, worst.count > 3 ? Double(worst[3]) : nil, pss: worst.count > 4 ? Double(worst[4]) : nil), "—", "—",
                 "≤ 25 MiB", kib / 1024 <= 25)
         }
     }
