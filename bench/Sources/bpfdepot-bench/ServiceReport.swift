@@ -324,7 +324,7 @@ struct ServiceReport {
                 ratio(pairedRatio("poll304", col: 3), 1), "—", nil)
         }
         if let up = median("upload", "big", nil, col: 3), let raw = median("raw-store", "total", nil, col: 3) {
-            add("Store: upload of a 16 MiB object", us(up), us(raw) + " (SHA-256 + 1 SQLite insert)", ratio(up, raw), "≤ 2×", up / raw <= 2)
+            add("Store: upload of a 16 MiB object", us(up), us(raw) + " (SHA-256 + 1 SQLite insert)", ratio(up, raw), "≤ 1.5×", up / raw <= 1.5)
             if let same = median("raw-store", "same-bytes", nil, col: 3) {
                 add("Store: upload of a 16 MiB object vs the same bytes stored raw (ELF + images)", us(up), us(same) + " (SHA-256 + 2 blobs)",
                     ratio(up, same), "—", nil)
