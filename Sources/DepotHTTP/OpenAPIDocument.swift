@@ -1064,6 +1064,8 @@ paths:
         is an object of its variables (those left out are zero). `If-None-Match: *` creates only
         and `If-Match: *` replaces only, checked by the kernel (`BPF_NOEXIST`, `BPF_EXIST`);
         entity tags are refused (`400`): the kernel has no compare-and-swap for map entries.
+        An LRU map may evict any of its entries on any write, even one refused with `412`: the
+        kernel takes a free node before it checks the condition.
       security:
         - bearerAuth: []
       parameters:
