@@ -40,6 +40,60 @@ void cmhd_connection_no_timeout(struct MHD_Connection *connection) {
     MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) 0);
 }
 
+#include <string.h>
+#include <strings.h>
+
+static enum MHD_Result cmhd_scan_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void) kind;
+    struct cmhd_head *head = cls;
+    head->fields++;
+    if (key == NULL) return MHD_YES;
+    const char *v = value ? value : "";
+    /* Dispatch on the length first: most fields match none of these. */
+    switch (strlen(key)) {
+    case 12:
+        if (head->request_id == NULL && strcasecmp(key, "X-Request-Id") == 0) head->request_id = v;
+        break;
+    case 13:
+        if (head->authorization == NULL && strcasecmp(key, "Authorization") == 0) head->authorization = v;
+        break;
+    case 14:
+        if (head->content_length == NULL && strcasecmp(key, "Content-Length") == 0) head->content_length = v;
+        break;
+    case 17:
+        if (strcasecmp(key, "Transfer-Encoding") == 0) head->transfer_encodings++;
+        break;
+    }
+    return MHD_YES;
+}
+
+void cmhd_scan_head(struct MHD_Connection *connection, struct cmhd_head *head) {
+    memset(head, 0, sizeof *head);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, cmhd_scan_field, head);
+}
+
+struct cmhd_lookup {
+    const char *name;
+    const char *first;
+    unsigned count;
+};
+
+static enum MHD_Result cmhd_lookup_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void) kind;
+    struct cmhd_lookup *l = cls;
+    if (key != NULL && strcasecmp(key, l->name) == 0) {
+        if (l->count++ == 0) l->first = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+const char *cmhd_header(struct MHD_Connection *connection, const char *name, unsigned *count) {
+    struct cmhd_lookup l = { name, NULL, 0 };
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, cmhd_lookup_field, &l);
+    if (count) *count = l.count;
+    return l.first;
+}
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <string.h>

@@ -382,6 +382,17 @@ public final class Depot: Sendable {
         return LiveRead(object: obj, indices: indices, bytes: bytes)
     }
 
+    /// Runs `body` with a live load's object, the index of its variable `name` and that
+    /// variable's current bytes, read in place (see `LoadedObject.withBytes(variableAt:_:)`):
+    /// a poller's read that finds the bytes it already rendered copies nothing.
+    public func withLiveBytes<R>(loadID: Int64, name: String,
+                                 _ body: (LoadedObject, Int, UnsafeRawBufferPointer) -> R) throws(DepotError) -> R {
+        let obj = try loaded(loadID)
+        guard let i = obj.variableIndex(named: name) else { throw .unknownVariable(name: name, objectID: obj.spec.name) }
+        guard obj.spec.btf != nil else { throw .unknownVariable(name: name, objectID: obj.spec.name) }
+        do { return try obj.withBytes(variableAt: i) { body(obj, i, $0) } } catch { throw .load(error) }
+    }
+
     /// Writes typed values into a live load (all are encoded before any is written).
     public func writeLive(loadID: Int64, values: [(String, JSONValue)]) throws(DepotError) -> [VariableView] {
         guard !values.isEmpty else { throw .emptyPatch }

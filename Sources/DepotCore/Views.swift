@@ -69,6 +69,13 @@ public struct LiveRead: Sendable {
     public let indices: [Int]
     public let bytes: [[UInt8]]
 
+    /// `bytes[k]`: the bytes of `object.spec.variables[indices[k]]`.
+    public init(object: LoadedObject, indices: [Int], bytes: [[UInt8]]) {
+        self.object = object
+        self.indices = indices
+        self.bytes = bytes
+    }
+
     /// FNV-1a over each variable's index and bytes. The values a read renders are a function of
     /// exactly these (the spec and its BTF are fixed for a load), so this tags the body for
     /// pollers without decoding anything.

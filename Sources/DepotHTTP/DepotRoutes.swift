@@ -194,12 +194,12 @@ public enum DepotRoutes {
             } catch DepotError.unknownVariable(let n, _) {
                 throw HTTPProblem(status: .notFound, type: "unknown-variable", detail: "the loaded object has no variable named '\(n)'")
             }
-        }, fastPath: { parameters, headers in
+        }, fastPath: { request in
             // The poller's case, without an HTTPRequest: a live load and a known name. Anything
             // else (bad id, no such load or variable, a long poll) takes the route above.
-            guard parameters.count == 2, !headers.contains("Prefer"), let id = Int64(parameters[0]), id > 0,
-                  let live = try? depot.readLive(loadID: id, names: [parameters[1]]) else { return nil }
-            return liveResponses.answer(load: id, live, headers: headers)
+            let parameters = request.parameters
+            guard parameters.count == 2, request.count("Prefer") == 0, let id = Int64(parameters[0]), id > 0 else { return nil }
+            return liveResponses.answer(depot, load: id, name: parameters[1], request: request)
         })
         r.patch("/v1/loads/{id}/variables", .immediate { req in
             let id = try loadID(req)

@@ -12,6 +12,8 @@ final class Exchange: @unchecked Sendable {
         case rejected(HTTPProblem)
         /// Answered from the head alone by a route's fast path: queue it on the next call.
         case ready(HTTPResponse)
+        /// Answered from the head alone by a route's fast path, with a prepared answer.
+        case prepared(PreparedResponse)
         /// The body outgrew the limit mid-stream: drop the rest, then answer 413.
         case discarding(HTTPProblem)
         /// A worker runs the handler; the connection is suspended until it resumes it.

@@ -151,20 +151,20 @@ public struct HTTPDispatcher: Sendable {
 
     /// A GET route's fast path (see `FastPath`), tried once a request passed every check that
     /// comes before routing and announces no body: its answer and the route's pattern, or nil
-    /// to admit the request the ordinary way. Neither a bearer token (GET does not need one) nor
-    /// the body limit can refuse such a request, so the route's handler is what would answer it.
-    /// `path` is the target's path, for the access line.
-    func fastAnswer(target: String, headers: HTTPHeaders, peer: PeerCertificate? = nil) -> (HTTPResponse, route: String, path: String)? {
-        let path = RequestTarget.split(target).path
-        // A query asks for more than the plain read a fast path gives (`?watch=1`).
-        guard path.endIndex == target.endIndex, let segments = RequestTarget.segments(path),
-              let (fast, parameters, pattern) = router.fastPath(segments: segments) else { return nil }
+    /// to admit the request the ordinary way. The body limit cannot refuse such a request, and
+    /// a credential is checked here as the ordinary path checks it, so the route's handler is
+    /// what would answer it. `authorization` is the request's first Authorization field.
+    func fastAnswer(target: String, connection: OpaquePointer, authorization: UnsafePointer<CChar>?,
+                    peer: PeerCertificate? = nil) -> (PreparedResponse, route: String)? {
+        var target = target
+        guard let (fast, parameters, pattern) = target.withUTF8({ router.fastRoute(target: $0) }) else { return nil }
         // With credentials the read must carry one; without, the ordinary path says why (401).
         if isGuarded, let needed = requiredScope(.GET, route: pattern) {
-            guard case .allowed = authorize(needed, authorization: headers["Authorization"], peer: peer) else { return nil }
+            let field = authorization.map { String(cString: $0) }
+            guard case .allowed = authorize(needed, authorization: field, peer: peer) else { return nil }
         }
-        guard let response = fast(parameters, headers) else { return nil }
-        return (response, pattern, target)
+        guard let answer = fast(FastRequest(parameters: parameters, connection: connection)) else { return nil }
+        return (answer, pattern)
     }
 
     /// The route label of a request refused before routing (shutting down, over a limit).
@@ -192,11 +192,17 @@ public struct HTTPDispatcher: Sendable {
             r.audited = true
         }
         r.headers.set("X-Request-Id", trace.id)
+        account(r, trace)
+        return r
+    }
+
+    /// Counts a request and writes its access line (`finish` without the audit row and the
+    /// request id: a prepared answer of a fast path, which adds the id as it is sent).
+    func account(_ r: HTTPResponse, _ trace: RequestTrace) {
         let elapsed = MonotonicClock.nanoseconds() &- trace.started
         metrics?.recordRequest(route: trace.route, method: trace.method, status: r.status.rawValue,
                                nanoseconds: Int64(clamping: elapsed))
         if let logger { access(logger, r, trace, elapsed) }
-        return r
     }
 
     private func access(_ logger: Logger, _ r: HTTPResponse, _ trace: RequestTrace, _ elapsed: UInt64) {

@@ -73,74 +73,103 @@ public struct LineLogHandler: LogHandler {
     /// `log` with the line's fields as metadata (see `AccessLine.metadata`), without building
     /// the dictionary, sorting its keys or formatting numbers through `String`.
     func logAccess(_ access: AccessLine) {
-        var line: [UInt8] = []
-        line.reserveCapacity(320)
-        Self.render(into: &line, format: format, timestamp: nil, level: .info, label: label, access: access)
-        line.append(0x0a)
-        line.withUnsafeBytes { output.write($0) }
+        // Room for the longest line these fields can make (every byte escaped as `\u00XX`), on
+        // the stack for the usual sizes: no array grows, no String is made.
+        let strings = label.utf8.count + 2 * access.method.utf8.count + 2 * access.route.utf8.count
+            + access.path.utf8.count + access.requestID.utf8.count
+        let capacity = 320 + 6 * strings
+        let written: Bool = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buf in
+            guard let base = buf.baseAddress else { return false }
+            var w = LineWriter(base: base, capacity: buf.count)
+            Self.render(into: &w, format: format, level: .info, label: label, access: access)
+            w.put(0x0a)
+            guard !w.overflowed else { return false }
+            output.write(UnsafeRawBufferPointer(start: base, count: w.count))
+            return true
+        }
+        if !written {  // cannot happen with the capacity above; the generic path if it does
+            log(event: LogEvent(level: .info, message: Logger.Message(stringLiteral: access.message), metadata: access.metadata,
+                                source: "DepotHTTP", file: #fileID, function: #function, line: #line))
+        }
     }
 
     /// One access line, without its newline, as `render(into:…metadata:)` renders
     /// `access.message` with `access.metadata`.
-    static func render(into out: inout [UInt8], format: Format, timestamp: String?, level: Logger.Level, label: String,
-                       access a: AccessLine) {
+    static func render(into w: inout LineWriter, format: Format, level: Logger.Level, label: String, access a: AccessLine) {
         // Keys in sorted order, as the generic path sorts them.
         switch format {
         case .json:
-            out.append(contentsOf: #"{"timestamp":""#.utf8)
-            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
-            out.append(contentsOf: #"","level":""#.utf8)
-            out.append(contentsOf: level.rawValue.utf8)
-            out.append(contentsOf: #"","label":"#.utf8)
-            appendJSONString(label, &out)
-            out.append(contentsOf: #","message":""#.utf8)
-            appendJSONEscaped(a.method, &out)
-            out.append(UInt8(ascii: " "))
-            appendJSONEscaped(a.route, &out)
-            out.append(UInt8(ascii: " "))
-            appendDecimal(a.status, &out)
-            out.append(contentsOf: #"","metadata":{"bytes":"#.utf8)
-            appendDecimal(a.bytes, &out)
-            out.append(contentsOf: #","duration_ms":"#.utf8)
-            appendMilliseconds(a.nanoseconds, &out)
-            out.append(contentsOf: #","method":"#.utf8)
-            appendJSONString(a.method, &out)
-            out.append(contentsOf: #","path":"#.utf8)
-            appendJSONString(a.path, &out)
-            out.append(contentsOf: #","request_id":"#.utf8)
-            appendJSONString(a.requestID, &out)
-            out.append(contentsOf: #","route":"#.utf8)
-            appendJSONString(a.route, &out)
-            out.append(contentsOf: #","status":"#.utf8)
-            appendDecimal(a.status, &out)
-            out.append(contentsOf: "}}".utf8)
+            w.put(#"{"timestamp":""#)
+            putNow(&w)
+            w.put(#"","level":""#)
+            w.put(level.rawValue)
+            w.put(#"","label":"#)
+            w.putJSONString(label)
+            w.put(#","message":""#)
+            w.putJSONEscaped(a.method)
+            w.put(UInt8(ascii: " "))
+            w.putJSONEscaped(a.route)
+            w.put(UInt8(ascii: " "))
+            w.putDecimal(a.status)
+            w.put(#"","metadata":{"bytes":"#)
+            w.putDecimal(a.bytes)
+            w.put(#","duration_ms":"#)
+            w.putMilliseconds(a.nanoseconds)
+            w.put(#","method":"#)
+            w.putJSONString(a.method)
+            w.put(#","path":"#)
+            w.putJSONString(a.path)
+            w.put(#","request_id":"#)
+            w.putJSONString(a.requestID)
+            w.put(#","route":"#)
+            w.putJSONString(a.route)
+            w.put(#","status":"#)
+            w.putDecimal(a.status)
+            w.put("}}")
         case .text:
-            if let timestamp { out.append(contentsOf: timestamp.utf8) } else { appendNow(&out) }
-            out.append(UInt8(ascii: " "))
-            out.append(contentsOf: level.rawValue.utf8)
-            out.append(UInt8(ascii: " "))
-            out.append(contentsOf: label.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: a.method.utf8)
-            out.append(UInt8(ascii: " "))
-            out.append(contentsOf: a.route.utf8)
-            out.append(UInt8(ascii: " "))
-            appendDecimal(a.status, &out)
-            out.append(contentsOf: " bytes=".utf8)
-            appendDecimal(a.bytes, &out)
-            out.append(contentsOf: " duration_ms=".utf8)
-            appendMilliseconds(a.nanoseconds, &out)
-            out.append(contentsOf: " method=".utf8)
-            appendTextString(a.method, &out)
-            out.append(contentsOf: " path=".utf8)
-            appendTextString(a.path, &out)
-            out.append(contentsOf: " request_id=".utf8)
-            appendTextString(a.requestID, &out)
-            out.append(contentsOf: " route=".utf8)
-            appendTextString(a.route, &out)
-            out.append(contentsOf: " status=".utf8)
-            appendDecimal(a.status, &out)
+            putNow(&w)
+            w.put(UInt8(ascii: " "))
+            w.put(level.rawValue)
+            w.put(UInt8(ascii: " "))
+            w.put(label)
+            w.put(": ")
+            w.put(a.method)
+            w.put(UInt8(ascii: " "))
+            w.put(a.route)
+            w.put(UInt8(ascii: " "))
+            w.putDecimal(a.status)
+            w.put(" bytes=")
+            w.putDecimal(a.bytes)
+            w.put(" duration_ms=")
+            w.putMilliseconds(a.nanoseconds)
+            w.put(" method=")
+            w.putTextString(a.method)
+            w.put(" path=")
+            w.putTextString(a.path)
+            w.put(" request_id=")
+            w.putTextString(a.requestID)
+            w.put(" route=")
+            w.putTextString(a.route)
+            w.put(" status=")
+            w.putDecimal(a.status)
         }
+    }
+
+    /// `appendNow` into a writer.
+    static func putNow(_ w: inout LineWriter) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let second = ts.tv_sec
+        lastSecond.withLock { last in
+            if last.second != second {
+                last.text.removeAll(keepingCapacity: true)
+                appendSecond(second, &last.text)
+                last.second = second
+            }
+            last.text.withUnsafeBytes { w.put($0) }
+        }
+        w.putDigits(UInt(ts.tv_nsec / 1_000_000), minimumWidth: 3)
+        w.put(UInt8(ascii: "Z"))
     }
 
     static func appendDecimal(_ value: Int, _ out: inout [UInt8]) {
@@ -388,4 +417,127 @@ struct AccessLine {
             "bytes": .stringConvertible(bytes),
         ]
     }
+}
+
+/// Bytes written into a fixed buffer, for a line rendered on every request: memcpy instead of
+/// growing an array. A write that does not fit in `capacity` is dropped whole and sets
+/// `overflowed`.
+struct LineWriter {
+    let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+    private(set) var count = 0
+    private(set) var overflowed = false
+
+    init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    mutating func put(_ b: UInt8) {
+        guard count < capacity else { overflowed = true; return }
+        base[count] = b
+        count += 1
+    }
+
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count <= capacity - count else { overflowed = true; return }
+        if let from = bytes.baseAddress {
+            UnsafeMutableRawPointer(base + count).copyMemory(from: from, byteCount: bytes.count)
+        }
+        count += bytes.count
+    }
+
+    mutating func put(_ s: StaticString) {
+        put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func put(_ s: String) {
+        var s = s
+        s.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func putDecimal(_ value: Int) {
+        if value < 0 { put(UInt8(ascii: "-")) }
+        putDigits(value.magnitude, minimumWidth: 1)
+    }
+
+    /// `Milliseconds(nanoseconds:).description`: `12.345`.
+    mutating func putMilliseconds(_ nanoseconds: UInt64) {
+        let us = nanoseconds / 1000
+        putDigits(UInt(us / 1000), minimumWidth: 1)
+        put(UInt8(ascii: "."))
+        putDigits(UInt(us % 1000), minimumWidth: 3)
+    }
+
+    mutating func putDigits(_ value: UInt, minimumWidth: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt.max's 20 digits
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var v = value
+            var i = buf.count
+            repeat {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0 || buf.count - i < min(minimumWidth, buf.count)
+            put(UnsafeRawBufferPointer(rebasing: buf[i...]))
+        }
+    }
+
+    /// `LineLogHandler.appendTextString`: bare when one plain word, JSON-quoted otherwise.
+    mutating func putTextString(_ s: String) {
+        var s = s
+        s.withUTF8 { bytes in
+            if !bytes.isEmpty, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }) {
+                put(UnsafeRawBufferPointer(bytes))
+            } else {
+                putJSONString(bytes)
+            }
+        }
+    }
+
+    mutating func putJSONString(_ s: String) {
+        var s = s
+        s.withUTF8 { putJSONString($0) }
+    }
+
+    mutating func putJSONEscaped(_ s: String) {
+        var s = s
+        s.withUTF8 { putJSONEscaped($0) }
+    }
+
+    private mutating func putJSONString(_ bytes: UnsafeBufferPointer<UInt8>) {
+        put(UInt8(ascii: "\""))
+        putJSONEscaped(bytes)
+        put(UInt8(ascii: "\""))
+    }
+
+    /// `LineLogHandler.appendJSONEscaped`: runs of bytes that need no escape are copied whole.
+    private mutating func putJSONEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let backslash = UInt8(ascii: "\\")
+        var run = 0
+        for (i, b) in bytes.enumerated() {
+            let escape: StaticString?
+            switch b {
+            case UInt8(ascii: "\""): escape = #"\""#
+            case backslash: escape = #"\\"#
+            case 0x0a: escape = #"\n"#
+            case 0x0d: escape = #"\r"#
+            case 0x09: escape = #"\t"#
+            case 0..<0x20: escape = ""
+            default: continue
+            }
+            put(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[run..<i]))
+            run = i + 1
+            if let escape, escape.utf8CodeUnitCount > 0 {
+                put(escape)
+            } else {
+                put(#"\u00"#)
+                put(Self.hexDigits[Int(b >> 4)])
+                put(Self.hexDigits[Int(b & 0xf)])
+            }
+        }
+        put(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[run...]))
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DepotCore
 import Synchronization
 
@@ -20,10 +23,11 @@ final class LiveResponses: Sendable {
         /// The read the answer was rendered from (its object and bytes).
         let read: LiveRead
         let etag: EntityTag
-        /// `etag.headerValue`, to recognise a poller's `If-None-Match` without parsing it.
-        let tagField: String
-        let ok: HTTPResponse
-        let notModified: HTTPResponse
+        /// `etag.headerValue` as a C string, to recognise a poller's `If-None-Match` without
+        /// parsing it (or making a string of it).
+        let tagField: [CChar]
+        let ok: PreparedResponse
+        let notModified: PreparedResponse
     }
 
     static let limit = 4096
@@ -32,36 +36,49 @@ final class LiveResponses: Sendable {
     /// Entries held now (tests).
     var count: Int { entries.withLock { $0.count } }
 
-    /// The answer to a read of one variable: 304 when `headers` carry a matching
-    /// `If-None-Match`, the variable's JSON otherwise. `live` holds exactly one variable.
-    func answer(load: Int64, _ live: LiveRead, headers: HTTPHeaders) -> HTTPResponse {
-        let entry = self.entry(load: load, live)
+    /// The answer to a read of variable `name` of live load `load`: 304 when the request
+    /// carries a matching `If-None-Match`, the variable's JSON otherwise; nil when there is no
+    /// such live load or variable (the route says which).
+    func answer(_ depot: Depot, load: Int64, name: String, request: FastRequest) -> PreparedResponse? {
+        guard let entry = self.entry(depot, load: load, name: name) else { return nil }
         // The usual poller sends back the one tag it was given, as it was given.
-        let conditions = headers.values(for: "If-None-Match")
-        let notModified: Bool
-        if conditions.count == 1, conditions[0] == entry.tagField {
-            notModified = true
-        } else if conditions.isEmpty {
-            notModified = false
-        } else {
-            notModified = EntityTagCondition(ifNoneMatchIn: headers)?.matchesWeakly(entry.etag) ?? false
-        }
+        let notModified = request.withHeader("If-None-Match") { first, count -> Bool? in
+            guard let first else { return false }
+            if count == 1, entry.tagField.withUnsafeBufferPointer({ $0.baseAddress.map { strcmp(first, $0) } }) == 0 { return true }
+            return nil
+        } ?? (EntityTagCondition(ifNoneMatchIn: request.headers)?.matchesWeakly(entry.etag) ?? false)
         return notModified ? entry.notModified : entry.ok
     }
 
-    /// The kept entry when `live`'s bytes are those it was rendered from, else a new one.
-    private func entry(load: Int64, _ live: LiveRead) -> Entry {
-        let key = Key(load: load, index: live.indices.first ?? -1)
-        let bytes = live.bytes.first ?? []
-        if let kept = entries.withLock({ $0[key] }), kept.read.object === live.object, kept.read.bytes.first == bytes {
+    private enum Lookup {
+        case kept(Entry)
+        case changed(LiveRead)
+    }
+
+    /// The kept entry when the variable's bytes are those it was rendered from (compared in
+    /// place, nothing copied), else a new one rendered from a copy of them.
+    private func entry(_ depot: Depot, load: Int64, name: String) -> Entry? {
+        let lookup = try? depot.withLiveBytes(loadID: load, name: name) { object, index, bytes -> Lookup in
+            if let kept = entries.withLock({ $0[Key(load: load, index: index)] }), kept.read.object === object,
+               let keptBytes = kept.read.bytes.first, keptBytes.withUnsafeBytes({ $0.elementsEqual(bytes) }) {
+                return .kept(kept)
+            }
+            return .changed(LiveRead(object: object, indices: [index], bytes: [Array(bytes)]))
+        }
+        switch lookup {
+        case nil:
+            return nil
+        case .kept(let kept):
             return kept
+        case .changed(let live):
+            let fresh = Self.render(live)
+            let key = Key(load: load, index: live.indices.first ?? -1)
+            entries.withLock { map in
+                if map.count >= Self.limit, map[key] == nil { map.removeAll(keepingCapacity: true) }
+                map[key] = fresh
+            }
+            return fresh
         }
-        let fresh = Self.render(live)
-        entries.withLock { map in
-            if map.count >= Self.limit, map[key] == nil { map.removeAll(keepingCapacity: true) }
-            map[key] = fresh
-        }
-        return fresh
     }
 
     private static func render(_ live: LiveRead) -> Entry {
@@ -74,6 +91,7 @@ final class LiveResponses: Sendable {
         ok.headers.set("ETag", field)
         var notModified = HTTPResponse(status: .notModified, headers: ["ETag": field])
         notModified.headers.reserveCapacity(2)
-        return Entry(read: live, etag: etag, tagField: field, ok: ok, notModified: notModified)
+        return Entry(read: live, etag: etag, tagField: Array(field.utf8CString), ok: PreparedResponse(ok),
+                     notModified: PreparedResponse(notModified))
     }
 }

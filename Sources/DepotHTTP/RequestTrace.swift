@@ -38,16 +38,29 @@ enum RequestID {
     /// `header` if it is 1 to 64 characters of `A-Z a-z 0-9 . _ -`, else nil (generate one).
     static func accepted(_ header: String?) -> String? {
         guard let header, !header.isEmpty, header.utf8.count <= maxLength else { return nil }
-        for b in header.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                continue
-            default:
-                return nil
-            }
-        }
+        for b in header.utf8 where !isAllowed(b) { return nil }
         return header
+    }
+
+    /// `accepted` of a header field's C string, checked before a `String` is made of it.
+    static func accepted(_ field: UnsafePointer<CChar>?) -> String? {
+        guard let field else { return nil }
+        var n = 0
+        while field[n] != 0 {
+            guard n < maxLength, isAllowed(UInt8(bitPattern: field[n])) else { return nil }
+            n += 1
+        }
+        return n == 0 ? nil : String(cString: field)
+    }
+
+    private static func isAllowed(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
     }
 }
 

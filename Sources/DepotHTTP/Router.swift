@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 /// How a route's handler runs.
@@ -22,15 +25,6 @@ public enum HTTPHandler: Sendable {
         return false
     }
 }
-
-/// A cheaper answer for a GET route's common case, tried before an `HTTPRequest` is built: it
-/// gets the route's `{param}` values (in pattern order, percent-decoded as the route's handler
-/// would see them) and the request's header fields, and returns nil to send the request down the
-/// ordinary route, which then answers it (errors included). Whatever it returns must be what the
-/// route's handler would answer for the same request. It never sees the query or a body: only a
-/// route whose answer depends on neither may have one; requests that announce a body, HEAD and
-/// other methods always take the ordinary route.
-public typealias FastPath = @Sendable (_ parameters: [String], _ headers: HTTPHeaders) -> HTTPResponse?
 
 /// The outcome of looking a request up.
 public enum RouteMatch: Sendable {
@@ -116,6 +110,9 @@ public struct Router: Sendable {
         node.routes[method] = (handler, names)
         if method == .GET { node.fastGET = fastPath }
         if node.pattern == nil { node.pattern = pattern.hasPrefix("/") ? pattern : "/" + pattern }
+        var fast: [FastRoute] = []
+        Self.collectFastRoutes(root, [], into: &fast)
+        fastRoutes = fast
     }
 
     public mutating func get(_ pattern: String, _ handler: HTTPHandler) { add(.GET, pattern, handler) }
@@ -139,8 +136,7 @@ public struct Router: Sendable {
         captured.reserveCapacity(segments.count)
         var allowed: Set<HTTPMethod> = []
         var pattern: String?
-        var fast: FastPath?
-        if let (route, values) = find(root, segments[...], method, &captured, &allowed, &pattern, &fast) {
+        if let (route, values) = find(root, segments[...], method, &captured, &allowed, &pattern) {
             var parameters = [String: String](minimumCapacity: route.parameterNames.count)
             for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
             return (.found(route.handler, parameters: parameters), pattern)
@@ -150,17 +146,90 @@ public struct Router: Sendable {
         return (.methodNotAllowed(allowed: Self.ordered(allowed)), pattern)
     }
 
-    /// The fast path of the GET route `segments` resolve to, with the parameter values and the
-    /// route's pattern; nil when that route has none (or there is no such route).
-    func fastPath(segments: [String]) -> (FastPath, parameters: [String], pattern: String)? {
-        var captured: [String] = []
-        captured.reserveCapacity(segments.count)
-        var allowed: Set<HTTPMethod> = []
-        var pattern: String?
-        var fast: FastPath?
-        guard find(root, segments[...], .GET, &captured, &allowed, &pattern, &fast) != nil,
-              let fast, let pattern else { return nil }
-        return (fast, captured, pattern)
+    /// The fast path of the GET route a raw request target resolves to, with its parameter
+    /// values and the route's pattern; nil when that route has none, when there is no such
+    /// route, or when the target has a query (a fast path answers the plain read only).
+    ///
+    /// Matches the target's bytes against the few routes that have a fast path (`fastRoutes`)
+    /// instead of walking the tree: literal segments are compared in place, only parameters
+    /// become strings. `find` would pick another route only where a parameter's value equals a
+    /// literal beside it in the tree (literals win); such a target gets nil, and the ordinary
+    /// route answers it. Segments are percent-decoded as `RequestTarget.segments` decodes them.
+    func fastRoute(target: UnsafeBufferPointer<UInt8>) -> (FastPath, parameters: [String], pattern: String)? {
+        for b in target where b == UInt8(ascii: "?") || b == UInt8(ascii: "#") { return nil }
+        let start = target.first == UInt8(ascii: "/") ? 1 : 0
+        next: for route in fastRoutes {
+            var captured: [String] = []
+            var at = start
+            var done = start == target.count
+            for segment in route.segments {
+                guard !done else { continue next }
+                var end = at
+                var escaped = false
+                while end < target.count && target[end] != UInt8(ascii: "/") {
+                    if target[end] == UInt8(ascii: "%") { escaped = true }
+                    end += 1
+                }
+                let raw = UnsafeBufferPointer(rebasing: target[at..<end])
+                done = end == target.count
+                at = end + 1
+                var decoded: String?
+                if escaped {
+                    guard let d = RequestTarget.percentDecode(Substring(decoding: raw, as: UTF8.self), plusIsSpace: false) else { return nil }
+                    decoded = d
+                }
+                switch segment {
+                case .literal(let name):
+                    let same = decoded.map { $0.utf8.elementsEqual(name) } ?? Self.equal(raw, name)
+                    guard same else { continue next }
+                case .parameter(let siblings):
+                    let value = decoded ?? String(decoding: raw, as: UTF8.self)
+                    guard !value.isEmpty else { continue next }
+                    if !siblings.isEmpty, siblings.contains(where: { value.utf8.elementsEqual($0) }) { return nil }
+                    captured.append(value)
+                }
+            }
+            guard done else { continue }
+            return (route.fast, captured, route.pattern)
+        }
+        return nil
+    }
+
+    private static func equal(_ raw: UnsafeBufferPointer<UInt8>, _ name: [UInt8]) -> Bool {
+        guard raw.count == name.count else { return false }
+        return name.withUnsafeBufferPointer { n in
+            guard let a = raw.baseAddress, let b = n.baseAddress else { return n.isEmpty }
+            return memcmp(a, b, n.count) == 0
+        }
+    }
+
+    /// A GET route with a fast path, as `fastRoute` matches it.
+    private struct FastRoute: Sendable {
+        enum Segment: Sendable {
+            case literal([UInt8])
+            /// The literals beside the parameter in the tree: a value equal to one of them may
+            /// belong to another route.
+            case parameter(siblings: [[UInt8]])
+        }
+        let segments: [Segment]
+        let fast: FastPath
+        let pattern: String
+    }
+
+    private var fastRoutes: [FastRoute] = []
+
+    /// Every GET route with a fast path, from the tree (after each registration: a later route
+    /// can add a literal beside a parameter, or replace a fast path).
+    private static func collectFastRoutes(_ node: Node, _ path: [FastRoute.Segment], into out: inout [FastRoute]) {
+        if let fast = node.fastGET, let pattern = node.pattern, node.route(.GET) != nil {
+            out.append(FastRoute(segments: path, fast: fast, pattern: pattern))
+        }
+        for (name, child) in node.literalList {
+            collectFastRoutes(child, path + [.literal(Array(name.utf8))], into: &out)
+        }
+        if let child = node.parameter {
+            collectFastRoutes(child, path + [.parameter(siblings: node.literalList.map { Array($0.0.utf8) })], into: &out)
+        }
     }
 
     /// Runs the matching handler synchronously, whatever its kind: 404/405 problems for misses,
@@ -198,12 +267,11 @@ public struct Router: Sendable {
 
     private func find(
         _ node: Node, _ rest: ArraySlice<String>, _ method: HTTPMethod,
-        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?, _ fast: inout FastPath?
+        _ captured: inout [String], _ allowed: inout Set<HTTPMethod>, _ pattern: inout String?
     ) -> ((handler: HTTPHandler, parameterNames: [String]), [String])? {
         guard let segment = rest.first else {
             if let route = node.route(method) ?? (method == .HEAD ? node.route(.GET) : nil) {
                 pattern = node.pattern
-                if method == .GET { fast = node.fastGET }
                 return (route, captured)
             }
             if allowed.isEmpty, !node.routes.isEmpty { pattern = node.pattern }
@@ -211,12 +279,12 @@ public struct Router: Sendable {
             return nil
         }
         if let next = node.literal(segment),
-           let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern, &fast) {
+           let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) {
             return hit
         }
         if let next = node.parameter, !segment.isEmpty {
             captured.append(segment)
-            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern, &fast) { return hit }
+            if let hit = find(next, rest.dropFirst(), method, &captured, &allowed, &pattern) { return hit }
             captured.removeLast()
         }
         return nil

@@ -62,7 +62,7 @@ final class ServerCore: Sendable {
         let size = uploadSize.pointee
         switch exchange.phase {
         case .new:
-            return admit(connection, exchange, method: String(cString: method))
+            return admit(connection, exchange, method: method)
 
         case .reading(var request, let handler):
             if size > 0 {
@@ -116,6 +116,14 @@ final class ServerCore: Sendable {
             exchange.phase = .answered
             return queue(response, exchange, on: connection)
 
+        case .prepared(let prepared):
+            if size > 0 {
+                uploadSize.pointee = 0
+                return .YES
+            }
+            exchange.phase = .answered
+            return queue(prepared, exchange, on: connection)
+
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
                 return .YES  // not resumed by us; nothing to answer yet
@@ -132,12 +140,15 @@ final class ServerCore: Sendable {
     /// First call: the head is complete. Refusals that would otherwise wait for a body are
     /// answered right away (MHD then skips the body and closes the connection); everything else
     /// waits for the next call, because queueing on the first call turns keep-alive off.
-    private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: String) -> MHD_Result {
+    private func admit(_ connection: OpaquePointer, _ exchange: Exchange, method: UnsafePointer<CChar>) -> MHD_Result {
         connections.headReceived(connection)
-        let headers = Self.headers(of: connection)
-        exchange.trace.id = RequestID.accepted(headers["X-Request-Id"]) ?? nextRequestID()
-        exchange.trace.method = HTTPMethod(rawValue: method)
-        let hasBody = Self.announcesBody(headers)
+        // The fields admission needs, in one pass over MHD's list; the rest only when a request
+        // goes the ordinary way (`headers`, below).
+        var head = cmhd_head()
+        cmhd_scan_head(connection, &head)
+        exchange.trace.id = RequestID.accepted(head.request_id) ?? nextRequestID()
+        exchange.trace.method = Self.method(method)
+        let hasBody = head.transfer_encodings > 0 || head.content_length.map { Int(String(cString: $0).trimmingOWS) != 0 } ?? false
         let peer = peers?.certificate(of: connection)
         // The peer's text form only when something uses it (the rate limiter, a handler): a
         // fast path needs neither.
@@ -161,13 +172,14 @@ final class ServerCore: Sendable {
             verdict = .rateLimited(rate: Int(rateLimiter.rate))
             exchange.trace.route = dispatcher.route(exchange.trace.method, target: exchange.rawTarget)
         } else if !hasBody, exchange.trace.method == .GET,
-                  let (response, route, path) = dispatcher.fastAnswer(target: exchange.rawTarget, headers: headers, peer: peer) {
+                  let (prepared, route) = dispatcher.fastAnswer(target: exchange.rawTarget, connection: connection,
+                                                                authorization: head.authorization, peer: peer) {
             exchange.trace.route = route
-            exchange.trace.parsedPath = path
-            exchange.phase = .ready(response)
+            exchange.trace.parsedPath = exchange.rawTarget  // a fast path's target has no query
+            exchange.phase = .prepared(prepared)
             return .YES
         } else if var request = HTTPRequest(
-            method: exchange.trace.method, target: exchange.rawTarget, headers: headers,
+            method: exchange.trace.method, target: exchange.rawTarget, headers: Self.headers(of: connection),
             remoteAddress: remote(), id: exchange.trace.id)
         {
             exchange.trace.remote = request.remoteAddress
@@ -180,7 +192,7 @@ final class ServerCore: Sendable {
             case .reject(let problem):
                 verdict = problem
             case .accept(let handler):
-                if let declared = headers["Content-Length"].flatMap({ Int($0.trimmingOWS) }), declared > 0 {
+                if let declared = request.headers["Content-Length"].flatMap({ Int($0.trimmingOWS) }), declared > 0 {
                     exchange.body.reserveCapacity(declared)
                 }
                 exchange.phase = .reading(request, handler)
@@ -304,9 +316,34 @@ final class ServerCore: Sendable {
         return MHD_queue_response(connection, UInt32(clamping: response.status.rawValue), mhd)
     }
 
+    /// A fast path's prepared answer: its fields as prepared, then this request's id. A refusal
+    /// (which has an audit row to write) goes the ordinary way.
+    private func queue(_ prepared: PreparedResponse, _ exchange: Exchange, on connection: OpaquePointer) -> MHD_Result {
+        let response = prepared.response
+        if response.status == HTTPStatus.unauthorized || response.status == HTTPStatus.forbidden || response.watch != nil {
+            return queue(response, exchange, on: connection)
+        }
+        let created = response.body.withUnsafeBytes { buf in
+            MHD_create_response_from_buffer(buf.count, UnsafeMutableRawPointer(mutating: buf.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        guard let mhd = created else { return .NO }
+        defer { MHD_destroy_response(mhd) }
+        prepared.forEachField { name, value in _ = MHD_add_response_header(mhd, name, value) }
+        _ = exchange.trace.id.withCString { MHD_add_response_header(mhd, "X-Request-Id", $0) }
+        dispatcher.account(response, exchange.trace)
+        return MHD_queue_response(connection, UInt32(clamping: response.status.rawValue), mhd)
+    }
+
+    /// The method of a request line; the common ones without making a string.
+    private static func method(_ name: UnsafePointer<CChar>) -> HTTPMethod {
+        // Byte by byte, stopping at the first difference: never past the terminating NUL.
+        if name[0] == 0x47 && name[1] == 0x45 && name[2] == 0x54 && name[3] == 0 { return .GET }
+        return HTTPMethod(rawValue: String(cString: name))
+    }
+
     /// Header fields a handler may set: no CR/LF/NUL (response splitting), and not the framing
     /// fields MHD computes itself.
-    private static func isSendable(name: String, value: String) -> Bool {
+    static func isSendable(name: String, value: String) -> Bool {
         if name.isEmpty || HTTPHeaders.same(name, "Content-Length") || HTTPHeaders.same(name, "Transfer-Encoding") {
             return false
         }
@@ -329,12 +366,6 @@ final class ServerCore: Sendable {
             }, p)
         }
         return headers
-    }
-
-    private static func announcesBody(_ headers: HTTPHeaders) -> Bool {
-        if headers.contains("Transfer-Encoding") { return true }
-        guard let length = headers["Content-Length"] else { return false }
-        return Int(length.trimmingOWS) != 0
     }
 }
 

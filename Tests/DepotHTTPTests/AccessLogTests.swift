@@ -1,4 +1,4 @@
-import DepotHTTP
+@testable import DepotHTTP
 import Foundation
 import Glibc
 import Logging
@@ -67,6 +67,37 @@ import Testing
                 ])
             #expect(String(line) == generic)
         }
+    }
+
+    /// The access-line writer escapes as the generic renderer does: quotes, backslashes, control
+    /// bytes, `=` and spaces (text quoting), non-ASCII; and empty fields.
+    @Test(arguments: [LineLogHandler.Format.json, .text])
+    func accessLinesEscapeAsTheGenericRendererDoes(format: LineLogHandler.Format) throws {
+        let paths = ["/plain/path", #"/q"uote\back"#, "/tab\there\nnew\rret\u{01}\u{1f}", "/a=b c", "/ünï/çødé", ""]
+        for path in paths {
+            let a = AccessLine(requestID: "id-1", method: "GET", route: #"/r/{n}"x"#, path: path, status: 200,
+                               nanoseconds: 1_234_567, bytes: 42)
+            let line: String = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buf in
+                var w = LineWriter(base: buf.baseAddress!, capacity: buf.count)
+                LineLogHandler.render(into: &w, format: format, level: .info, label: "bpfdepot.http", access: a)
+                #expect(!w.overflowed)
+                return String(decoding: UnsafeBufferPointer(start: buf.baseAddress, count: w.count), as: UTF8.self)
+            }
+            let timestamp = format == .json ? Self.capture(/"timestamp":"([^"]+)"/, in: line[...]) : line.split(separator: " ").first.map(String.init)
+            let generic = LineLogHandler.render(format: format, timestamp: try #require(timestamp), level: .info, label: "bpfdepot.http",
+                                                message: a.message, metadata: a.metadata)
+            #expect(line == generic, "\(path)")
+        }
+        // A writer that runs out of room says so and writes nothing past its end.
+        var small = [UInt8](repeating: 0xee, count: 12)
+        small.withUnsafeMutableBufferPointer { buf in
+            var w = LineWriter(base: buf.baseAddress!, capacity: 10)
+            w.put("0123456789abc")
+            #expect(w.overflowed && w.count == 0)
+            w.put("01234")
+            #expect(w.count == 5)
+        }
+        #expect(small[10] == 0xee && small[11] == 0xee)
     }
 
     @Test func aHandlerWithMetadataOfItsOwnStillGetsItOnAccessLines() throws {

@@ -125,10 +125,10 @@ import Testing
         router.get("/things/{n}", .immediate { req in
             let n = try req.pathParameter("n")
             return .text("route \(n)")
-        }, fastPath: { parameters, headers in
-            calls.seen.withLock { $0.append(parameters) }
-            guard parameters == ["fast"] else { return nil }
-            return .text("fast " + (headers["X-Hint"] ?? "-"))
+        }, fastPath: { request in
+            calls.seen.withLock { $0.append(request.parameters) }
+            guard request.parameters == ["fast"] else { return nil }
+            return PreparedResponse(.text("fast " + (request.header("X-Hint") ?? "-")))
         })
         router.post("/things/{n}", .immediate { _ in .text("posted") })
         let s = try LoopbackServer(router: router, metrics: ServiceMetrics())

@@ -124,6 +124,25 @@ public final class LoadedObject: Sendable {
         }
     }
 
+    /// Runs `body` over the variable's current bytes: in place in the mapped section (no copy),
+    /// or a copy of the map value where the section is not mapped. The buffer must not escape
+    /// `body`, which runs while the object cannot be unloaded.
+    public func withBytes<R>(variableAt index: Int, _ body: (UnsafeRawBufferPointer) -> R) throws(LoaderError) -> R {
+        guard spec.variables.indices.contains(index) else { throw .unknownVariable("#\(index)") }
+        guard let (mi, offset) = variableLocations[index] else { throw .unknownVariable(spec.variables[index].name) }
+        let size = Int(spec.variables[index].size)
+        return try withLive { () throws(LoaderError) in
+            if let region = maps[mi].region {
+                do throws(BPFError) { return try region.withBytes(at: offset, count: size, body) } catch { throw .map(name: maps[mi].spec.name, error) }
+            }
+            let value = try lookupValue(maps[mi])
+            guard offset >= 0, size >= 0, offset + size <= value.count else {
+                throw .outOfRange(variable: spec.variables[index].name, reason: "expected \(offset + size) bytes of map value, got \(value.count)")
+            }
+            return value[offset..<(offset + size)].withUnsafeBytes(body)
+        }
+    }
+
     /// Overwrites the variable's bytes in the live object. Rodata and kconfig are frozen.
     public func write(variable name: String, bytes: [UInt8]) throws(LoaderError) {
         let (v, m, offset) = try location(of: name)

@@ -99,6 +99,15 @@ public final class MappedRegion: Sendable {
         }
     }
 
+    /// Runs `body` over `count` bytes at `offset`, in place (under the region's lock; the
+    /// buffer must not escape `body`).
+    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) -> R) throws(BPFError) -> R {
+        try withBytes { (bytes: UnsafeMutableRawBufferPointer) throws(BPFError) in
+            try checkBounds(offset: offset, count: count)
+            return body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+        }
+    }
+
     /// Copies `bytes` to `offset`.
     public func write(_ source: [UInt8], at offset: Int) throws(BPFError) {
         try withBytes { (bytes: UnsafeMutableRawBufferPointer) throws(BPFError) in
