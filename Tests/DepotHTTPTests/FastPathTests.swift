@@ -131,6 +131,8 @@ import Testing
             return PreparedResponse(.text("fast " + (request.header("X-Hint") ?? "-")))
         })
         router.post("/things/{n}", .immediate { _ in .text("posted") })
+        // A literal beside the parameter wins, as in the ordinary lookup (even spelled with an escape).
+        router.get("/things/special", .immediate { _ in .text("special") })
         let s = try LoopbackServer(router: router, metrics: ServiceMetrics())
         defer { s.stop() }
 
@@ -143,6 +145,10 @@ import Testing
         #expect(try Curl.fetch("POST", s.url("/things/fast"), ["--data-binary", "x"]).text == "posted")
         #expect(try Curl.get(s.url("/things/fast"), ["--data-binary", "x", "-X", "GET"]).text == "route fast")
         #expect(try Curl.get(s.url("/things")).status == 404)
+        #expect(try Curl.get(s.url("/things/special")).text == "special")
+        #expect(try Curl.get(s.url("/things/speci%61l")).text == "special")
+        #expect(try Curl.get(s.url("/things/fast/more")).status == 404)
+        #expect(try Curl.get(s.url("/things/%zz")).status == 400)
         #expect(calls.seen.withLock { $0 } == [["fast"], ["fast"], ["slow"]])
 
         // A later GET registration without a fast path replaces it.
