@@ -17,15 +17,25 @@ import Synchronization
 ///   problem with `Connection: close` instead of a silent close; MHD's own hard limit sits a
 ///   little higher, so the 503 can still be delivered.
 final class ConnectionGuard: Sendable {
-    private struct Entry {
+    /// One connection's deadline. Kept in the registry (for the reaper) and, unretained, in
+    /// MHD's socket context of the connection, so a request reaches its own slot without the
+    /// registry's lock.
+    private final class Slot: Sendable {
         let fd: Int32
-        var deadline: Double
-        var awaitingHead: Bool
+        /// `MonotonicClock` nanoseconds by which the next head must be in.
+        let deadline: Atomic<UInt64>
+        let awaitingHead = Atomic<Bool>(true)
+
+        init(fd: Int32, deadline: UInt64) {
+            self.fd = fd
+            self.deadline = Atomic(deadline)
+        }
     }
 
     let headerTimeout: Double
+    private let headerTimeoutNanoseconds: UInt64
     let softLimit: Int
-    private let entries = Mutex<[UInt: Entry]>([:])
+    private let entries = Mutex<[UInt: Slot]>([:])
     private let open = Atomic<Int>(0)
     /// Connections cut off for a late head, since start.
     let cutOff = Atomic<Int>(0)
@@ -33,6 +43,7 @@ final class ConnectionGuard: Sendable {
 
     init(headerTimeoutSeconds: Int, softLimit: Int) {
         self.headerTimeout = Double(headerTimeoutSeconds)
+        self.headerTimeoutNanoseconds = UInt64(max(0, headerTimeoutSeconds)) * 1_000_000_000
         self.softLimit = softLimit
     }
 
@@ -44,38 +55,41 @@ final class ConnectionGuard: Sendable {
 
     private static func key(_ c: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(c))) }
 
-    func started(_ connection: OpaquePointer) {
+    /// `context`: MHD's socket context of the connection, where its slot goes.
+    func started(_ connection: OpaquePointer, context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
         open.add(1, ordering: .relaxed)
         guard headerTimeout > 0 else { return }
         let fd = cmhd_connection_fd(connection)
         guard fd >= 0 else { return }
-        let deadline = Self.now() + headerTimeout
-        entries.withLock { $0[Self.key(connection)] = Entry(fd: fd, deadline: deadline, awaitingHead: true) }
+        let slot = Slot(fd: fd, deadline: MonotonicClock.nanoseconds() &+ headerTimeoutNanoseconds)
+        entries.withLock { $0[Self.key(connection)] = slot }
+        context?.pointee = Unmanaged.passUnretained(slot).toOpaque()
     }
 
-    func closed(_ connection: OpaquePointer) {
+    func closed(_ connection: OpaquePointer, context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
         open.subtract(1, ordering: .relaxed)
         guard headerTimeout > 0 else { return }
+        context?.pointee = nil
         entries.withLock { _ = $0.removeValue(forKey: Self.key(connection)) }
+    }
+
+    /// The connection's slot; nil without a head deadline. Valid until `closed`, which MHD
+    /// calls after the connection's last request.
+    private func slot(_ connection: OpaquePointer) -> Slot? {
+        guard headerTimeout > 0, let raw = cmhd_connection_socket_context(connection) else { return nil }
+        return Unmanaged<Slot>.fromOpaque(raw).takeUnretainedValue()
     }
 
     /// The head of a request is in: no deadline until its response is done.
     func headReceived(_ connection: OpaquePointer) {
-        guard headerTimeout > 0 else { return }
-        entries.withLock { $0[Self.key(connection)]?.awaitingHead = false }
+        slot(connection)?.awaitingHead.store(false, ordering: .releasing)
     }
 
     /// A response is done: the next head (on a keep-alive connection) is due in `headerTimeout`.
     func requestFinished(_ connection: OpaquePointer) {
-        guard headerTimeout > 0 else { return }
-        let deadline = Self.now() + headerTimeout
-        let key = Self.key(connection)
-        entries.withLock {
-            guard var entry = $0[key] else { return }
-            entry.deadline = deadline
-            entry.awaitingHead = true
-            $0[key] = entry
-        }
+        guard let slot = slot(connection) else { return }
+        slot.deadline.store(MonotonicClock.nanoseconds() &+ headerTimeoutNanoseconds, ordering: .relaxed)
+        slot.awaitingHead.store(true, ordering: .releasing)
     }
 
     /// Starts the reaper thread (only when a head deadline is set).
@@ -97,11 +111,14 @@ final class ConnectionGuard: Sendable {
         let tick = useconds_t(max(50_000, min(500_000, Int(headerTimeout * 1_000_000 / 4))))
         while !stopped.load(ordering: .relaxed) {
             usleep(tick)
-            let now = Self.now()
+            let now = MonotonicClock.nanoseconds()
             entries.withLock { entries in
-                for (key, e) in entries where e.awaitingHead && e.deadline <= now {
-                    shutdown(e.fd, Int32(SHUT_RDWR))
-                    entries[key]?.awaitingHead = false  // once; MHD's close notification removes it
+                for slot in entries.values where slot.awaitingHead.load(ordering: .acquiring)
+                    && slot.deadline.load(ordering: .relaxed) <= now {
+                    // Once; MHD's close notification removes the slot. Under the lock the close
+                    // notification also takes, so the fd is still this connection's own.
+                    guard slot.awaitingHead.exchange(false, ordering: .acquiringAndReleasing) else { continue }
+                    shutdown(slot.fd, Int32(SHUT_RDWR))
                     cutOff.add(1, ordering: .relaxed)
                 }
             }
@@ -167,13 +184,13 @@ final class RateLimiter: Sendable {
 
 /// MHD_OPTION_NOTIFY_CONNECTION: a connection was accepted or is being closed (before its
 /// socket is closed).
-let notifyConnectionCallback: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+let notifyConnectionCallback: MHD_NotifyConnectionCallback = { cls, connection, context, code in
     guard let cls, let connection else { return }
     let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
     switch code.rawValue {
-    case 0: core.connections.started(connection)  // MHD_CONNECTION_NOTIFY_STARTED
-    case 1:                                       // MHD_CONNECTION_NOTIFY_CLOSED
-        core.connections.closed(connection)
+    case 0: core.connections.started(connection, context: context)  // MHD_CONNECTION_NOTIFY_STARTED
+    case 1:                                                         // MHD_CONNECTION_NOTIFY_CLOSED
+        core.connections.closed(connection, context: context)
         core.peers?.forget(connection)
     default: break
     }

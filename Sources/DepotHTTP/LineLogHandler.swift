@@ -73,12 +73,21 @@ public struct LineLogHandler: LogHandler {
     /// `log` with the line's fields as metadata (see `AccessLine.metadata`), without building
     /// the dictionary, sorting its keys or formatting numbers through `String`.
     func logAccess(_ access: AccessLine) {
-        // Room for the longest line these fields can make (every byte escaped as `\u00XX`), on
-        // the stack for the usual sizes: no array grows, no String is made.
-        let strings = label.utf8.count + 2 * access.method.utf8.count + 2 * access.route.utf8.count
-            + access.path.utf8.count + access.requestID.utf8.count
-        let capacity = 320 + 6 * strings
-        let written: Bool = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buf in
+        // A line on the stack (no array grows, no String is made); one that does not fit, in
+        // room for the longest line its fields can make (every byte escaped as `\u00XX`).
+        let written = write(access, capacity: 1000) || {
+            let strings = label.utf8.count + 2 * access.method.utf8.count + 2 * access.route.utf8.count
+                + access.path.utf8.count + access.requestID.utf8.count
+            return write(access, capacity: 320 + 6 * strings)
+        }()
+        if !written {  // cannot happen with the capacity above; the generic path if it does
+            log(event: LogEvent(level: .info, message: Logger.Message(stringLiteral: access.message), metadata: access.metadata,
+                                source: "DepotHTTP", file: #fileID, function: #function, line: #line))
+        }
+    }
+
+    private func write(_ access: AccessLine, capacity: Int) -> Bool {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buf in
             guard let base = buf.baseAddress else { return false }
             var w = LineWriter(base: base, capacity: buf.count)
             Self.render(into: &w, format: format, level: .info, label: label, access: access)
@@ -86,10 +95,6 @@ public struct LineLogHandler: LogHandler {
             guard !w.overflowed else { return false }
             output.write(UnsafeRawBufferPointer(start: base, count: w.count))
             return true
-        }
-        if !written {  // cannot happen with the capacity above; the generic path if it does
-            log(event: LogEvent(level: .info, message: Logger.Message(stringLiteral: access.message), metadata: access.metadata,
-                                source: "DepotHTTP", file: #fileID, function: #function, line: #line))
         }
     }
 
@@ -452,6 +457,7 @@ struct LineWriter {
     }
 
     mutating func put(_ s: String) {
+        if let done: Void = s.utf8.withContiguousStorageIfAvailable({ put(UnsafeRawBufferPointer($0)) }) { return done }
         var s = s
         s.withUTF8 { put(UnsafeRawBufferPointer($0)) }
     }

@@ -160,6 +160,7 @@ public struct Router: Sendable {
         let start = target.first == UInt8(ascii: "/") ? 1 : 0
         next: for route in fastRoutes {
             var captured: [String] = []
+            captured.reserveCapacity(route.parameters)
             var at = start
             var done = start == target.count
             for segment in route.segments {
@@ -214,6 +215,14 @@ public struct Router: Sendable {
         let segments: [Segment]
         let fast: FastPath
         let pattern: String
+        let parameters: Int
+
+        init(segments: [Segment], fast: @escaping FastPath, pattern: String) {
+            self.segments = segments
+            self.fast = fast
+            self.pattern = pattern
+            self.parameters = segments.reduce(0) { n, s in if case .parameter = s { n + 1 } else { n } }
+        }
     }
 
     private var fastRoutes: [FastRoute] = []

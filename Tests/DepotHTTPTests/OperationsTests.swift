@@ -51,6 +51,16 @@ import Testing
         let start = Date()
         #expect(RawHTTP.readAll(silent).isEmpty)
         #expect(Date().timeIntervalSince(start) < 3)
+        // A keep-alive connection that was answered owes its next head within the deadline too.
+        let idle = try RawHTTP(port: port).connect(timeout: 5)
+        defer { close(idle) }
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        #expect(request.withUnsafeBytes { write(idle, $0.baseAddress, $0.count) } == request.count)
+        let answered = Date()
+        let text = String(decoding: RawHTTP.readAll(idle), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
+        let idleFor = Date().timeIntervalSince(answered)
+        #expect(idleFor >= 0.9 && idleFor < 3, "an idle keep-alive connection was closed after \(idleFor) s with a 1 s head deadline")
         #expect(Self.healthz(port) == 200)
     }
 

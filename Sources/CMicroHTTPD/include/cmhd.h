@@ -33,6 +33,10 @@ const struct sockaddr *cmhd_connection_client_address(struct MHD_Connection *con
 // MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD); -1 when unavailable.
 int cmhd_connection_fd(struct MHD_Connection *connection);
 
+/* MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT): what the connection
+   notification stored for this connection; NULL when unavailable. */
+void *cmhd_connection_socket_context(struct MHD_Connection *connection);
+
 /* Turns off the idle timeout of one connection (a long-lived event stream). */
 void cmhd_connection_no_timeout(struct MHD_Connection *connection);
 
