@@ -177,19 +177,6 @@ public struct LineLogHandler: LogHandler {
         w.put(UInt8(ascii: "Z"))
     }
 
-    static func appendDecimal(_ value: Int, _ out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
-        appendDigits(value.magnitude, minimumWidth: 1, &out)
-    }
-
-    /// `Milliseconds(nanoseconds:).description` as bytes: `12.345`.
-    static func appendMilliseconds(_ nanoseconds: UInt64, _ out: inout [UInt8]) {
-        let us = nanoseconds / 1000
-        appendDigits(UInt(us / 1000), minimumWidth: 1, &out)
-        out.append(UInt8(ascii: "."))
-        appendDigits(UInt(us % 1000), minimumWidth: 3, &out)
-    }
-
     private static func appendDigits(_ value: UInt, minimumWidth: Int, _ out: inout [UInt8]) {
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for UInt.max's 20 digits
         withUnsafeMutableBytes(of: &digits) { buf in
