@@ -1,4 +1,8 @@
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <microhttpd.h>
 #include "cmhd.h"
 
@@ -160,4 +164,59 @@ int cmhd_peer_certificate(struct MHD_Connection *connection, char *subject, size
     }
     gnutls_x509_crt_deinit(crt);
     return result;
+}
+
+struct cmhd_kept {
+    _Atomic(pthread_t) owner[CMHD_KEPT_THREADS];
+    _Atomic(struct MHD_Response *) response[CMHD_KEPT_THREADS];
+};
+
+struct cmhd_kept *cmhd_kept_new(void) {
+    return calloc(1, sizeof(struct cmhd_kept));
+}
+
+void cmhd_kept_free(struct cmhd_kept *kept) {
+    if (!kept) return;
+    for (int i = 0; i < CMHD_KEPT_THREADS; i++) {
+        struct MHD_Response *r = atomic_load(&kept->response[i]);
+        if (r) MHD_destroy_response(r);
+    }
+    free(kept);
+}
+
+struct MHD_Response *cmhd_kept_get(struct cmhd_kept *kept) {
+    pthread_t self = pthread_self();
+    for (int i = 0; i < CMHD_KEPT_THREADS; i++) {
+        pthread_t owner = atomic_load_explicit(&kept->owner[i], memory_order_acquire);
+        if (owner == 0) return NULL;  /* slots are claimed in order: no later one is ours */
+        if (pthread_equal(owner, self)) return atomic_load_explicit(&kept->response[i], memory_order_relaxed);
+    }
+    return NULL;
+}
+
+int cmhd_kept_put(struct cmhd_kept *kept, struct MHD_Response *response) {
+    pthread_t self = pthread_self();
+    for (int i = 0; i < CMHD_KEPT_THREADS; i++) {
+        pthread_t expected = 0;
+        if (atomic_compare_exchange_strong(&kept->owner[i], &expected, self) || pthread_equal(expected, self)) {
+            /* Only this thread writes its slot; a response it kept before is replaced. */
+            struct MHD_Response *old = atomic_exchange(&kept->response[i], response);
+            if (old) MHD_destroy_response(old);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int cmhd_response_replace_header(struct MHD_Response *response, const char *name, const char *value) {
+    const char *old = MHD_get_response_header(response, name);
+    size_t n = strlen(value);
+    if (old && strlen(old) == n) {
+        /* The field's own copy of its value (made by MHD_add_response_header, freed only with
+           the field): a value of the same length is written over it. */
+        memcpy((char *)old, value, n);
+        return 1;
+    }
+    if (old && MHD_del_response_header(response, name, old) != MHD_YES) return 0;
+    return MHD_add_response_header(response, name, value) == MHD_YES;
 }

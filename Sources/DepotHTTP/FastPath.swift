@@ -69,12 +69,15 @@ public struct FastRequest {
 }
 
 /// A response made once and sent many times by a fast path: the response, and its header
-/// fields already checked and laid out as C strings for the server.
+/// fields already checked and laid out as C strings for the server. The server also keeps one
+/// MHD response of it per thread that sends it, queued again with only `X-Request-Id` replaced.
 public final class PreparedResponse: Sendable {
     public let response: HTTPResponse
     /// `name\0value\0` for every field the server may send (see `ServerCore.isSendable`).
     let fieldBlock: [CChar]
     let fieldCount: Int
+    /// The MHD responses kept per thread (`cmhd_kept`: atomics, safe from any thread).
+    nonisolated(unsafe) let kept: OpaquePointer?
 
     public init(_ response: HTTPResponse) {
         self.response = response
@@ -89,6 +92,11 @@ public final class PreparedResponse: Sendable {
         }
         fieldBlock = block
         fieldCount = n
+        kept = cmhd_kept_new()
+    }
+
+    deinit {
+        cmhd_kept_free(kept)
     }
 
     /// Calls `body` with each field's name and value.

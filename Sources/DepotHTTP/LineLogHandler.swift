@@ -480,7 +480,14 @@ struct LineWriter {
     mutating func putTextString(_ s: String) {
         var s = s
         s.withUTF8 { bytes in
-            if !bytes.isEmpty, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") }) {
+            var plain = !bytes.isEmpty
+            var i = 0
+            while plain && i < bytes.count {
+                let b = bytes[i]
+                plain = b > 0x20 && b < 0x7f && b != UInt8(ascii: "\"") && b != UInt8(ascii: "=")
+                i += 1
+            }
+            if plain {
                 put(UnsafeRawBufferPointer(bytes))
             } else {
                 putJSONString(bytes)

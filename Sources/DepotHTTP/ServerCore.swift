@@ -318,20 +318,33 @@ final class ServerCore: Sendable {
 
     /// A fast path's prepared answer: its fields as prepared, then this request's id. A refusal
     /// (which has an audit row to write) goes the ordinary way.
+    ///
+    /// This thread's kept MHD response of it is queued again with this request's id put in
+    /// place of the last one (`cmhd_kept`); MHD copies the fields into the connection's buffer
+    /// before this callback's thread handles anything else. The first time on a thread, the
+    /// response is made and kept.
     private func queue(_ prepared: PreparedResponse, _ exchange: Exchange, on connection: OpaquePointer) -> MHD_Result {
         let response = prepared.response
         if response.status == HTTPStatus.unauthorized || response.status == HTTPStatus.forbidden || response.watch != nil {
             return queue(response, exchange, on: connection)
         }
+        let status = UInt32(clamping: response.status.rawValue)
+        if let kept = prepared.kept, let mhd = cmhd_kept_get(kept) {
+            guard exchange.trace.id.withCString({ cmhd_response_replace_header(mhd, "X-Request-Id", $0) }) != 0 else { return .NO }
+            dispatcher.account(response, exchange.trace)
+            return MHD_queue_response(connection, status, mhd)
+        }
         let created = response.body.withUnsafeBytes { buf in
             MHD_create_response_from_buffer(buf.count, UnsafeMutableRawPointer(mutating: buf.baseAddress), .RESPMEM_MUST_COPY)
         }
         guard let mhd = created else { return .NO }
-        defer { MHD_destroy_response(mhd) }
         prepared.forEachField { name, value in _ = MHD_add_response_header(mhd, name, value) }
         _ = exchange.trace.id.withCString { MHD_add_response_header(mhd, "X-Request-Id", $0) }
+        // Kept: the reference passes to `prepared`; else this request's response only.
+        let keptIt = prepared.kept.map { cmhd_kept_put($0, mhd) != 0 } ?? false
+        defer { if !keptIt { MHD_destroy_response(mhd) } }
         dispatcher.account(response, exchange.trace)
-        return MHD_queue_response(connection, UInt32(clamping: response.status.rawValue), mhd)
+        return MHD_queue_response(connection, status, mhd)
     }
 
     /// The method of a request line; the common ones without making a string.

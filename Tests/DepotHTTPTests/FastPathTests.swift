@@ -115,6 +115,68 @@ import Testing
         #expect(Set(ids).count == ids.count, "request ids repeat: \(ids)")
     }
 
+    /// The server keeps one MHD response per thread of each prepared answer and queues it again
+    /// with only the request id replaced. Under concurrent readers (2 MHD threads, 8 clients,
+    /// each request on a connection of its own) while a writer keeps changing the value, every
+    /// answer carries the id its request sent (same-length ids are written in place, others
+    /// replace the field) or a server id no other answer has, and each reader sees the value
+    /// only move forward.
+    @Test func concurrentReadersEachGetTheirOwnRequestIDAndAFreshValue() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let c = ServiceClient(s)
+        let (_, load) = try ObservabilityTests.uploadAndLoad(c, "globals")
+        let port = try #require(s.server.port)
+        let path = "/v1/loads/\(load)/variables/data_int"
+        #expect(try c.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"data_int": 0}"#).status == 200)
+
+        let readers = 8, perReader = 120
+        let done = Atomic<Bool>(false)
+        let failures = Mutex<[String]>([])
+        let serverIDs = Mutex<[String]>([])
+        let writer = Thread {
+            var v = 1
+            while !done.load(ordering: .relaxed) {
+                if let r = try? RawHTTP(port: port).json("PATCH", "/v1/loads/\(load)/variables", #"{"data_int": \#(v)}"#), r.status == 200 { v += 1 }
+            }
+        }
+        writer.start()
+        DispatchQueue.concurrentPerform(iterations: readers) { reader in
+            var last = -1
+            for i in 0..<perReader {
+                // Three kinds of request: a 16-character id, a longer one, none (the server's).
+                let sent: String? = switch i % 3 {
+                case 0: String(format: "r%02d-%011d", reader, i)
+                case 1: "reader-\(reader)-request-\(i)"
+                default: nil
+                }
+                do {
+                    let r = try RawHTTP(port: port).request("GET", path, headers: sent.map { [("X-Request-Id", $0)] } ?? [])
+                    let got = r.headers["x-request-id"] ?? ""
+                    guard r.status == 200, let value = r.json["value"] as? Int else {
+                        failures.withLock { $0.append("\(sent ?? "-"): \(r.status) \(r.text)") }
+                        continue
+                    }
+                    if let sent, got != sent { failures.withLock { $0.append("sent \(sent), got \(got)") } }
+                    if sent == nil { serverIDs.withLock { $0.append(got) } }
+                    if value < last { failures.withLock { $0.append("reader \(reader): \(value) after \(last)") } }
+                    last = value
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        done.store(true, ordering: .relaxed)
+        while writer.isExecuting { usleep(1000) }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0.prefix(10) })")
+        let ids = serverIDs.withLock { $0 }
+        #expect(ids.count == readers * (perReader / 3))
+        #expect(Set(ids).count == ids.count, "server request ids repeat")
+        #expect(ids.allSatisfy { $0.count == 16 })
+    }
+
     /// Which requests a fast path sees: plain GETs of its route (parameters percent-decoded,
     /// whatever the query); HEAD, other methods and requests with a body take the route, as do
     /// the ones it declines.

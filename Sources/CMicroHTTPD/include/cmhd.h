@@ -5,7 +5,7 @@
 // MHD_get_connection_info are variadic. Options are built in Swift
 // (Sources/DepotHTTP/MHDDaemonOptions.swift) and passed through MHD_OPTION_ARRAY. Beside them,
 // two loops over a request's header fields that run on every request, cheaper in C than through
-// a Swift closure per field.
+// a Swift closure per field, and responses kept per thread (C11 atomics).
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -63,5 +63,25 @@ void cmhd_scan_head(struct MHD_Connection *connection, struct cmhd_head *head);
 /* The first value of header field `name` (ASCII case ignored), or NULL; `*count` gets how many
    fields have that name. */
 const char *cmhd_header(struct MHD_Connection *connection, const char *name, unsigned *count);
+
+/* Responses kept per thread: one MHD response per MHD thread that sends it, so a response made
+   once can be queued again with only its per-request field replaced. MHD builds a response's
+   header block right after the access handler that queued it returns, on that handler's thread,
+   and never reads the fields again; so a response used by one thread only may have a field
+   replaced before each queueing. At most CMHD_KEPT_THREADS threads; beyond them the caller makes
+   a response per request. */
+enum { CMHD_KEPT_THREADS = 16 };
+struct cmhd_kept;
+struct cmhd_kept *cmhd_kept_new(void);
+/* Destroys every kept response (MHD keeps each alive until its last connection is done). */
+void cmhd_kept_free(struct cmhd_kept *kept);
+/* This thread's response, or NULL when it has none yet. */
+struct MHD_Response *cmhd_kept_get(struct cmhd_kept *kept);
+/* Keeps `response` (the caller's reference passes to `kept`) as this thread's; 0 when every slot
+   belongs to another thread (the caller keeps its reference). */
+int cmhd_kept_put(struct cmhd_kept *kept, struct MHD_Response *response);
+/* Replaces the value of field `name` (added when absent): a value as long as the one it replaces
+   is copied over it in place (a request id), others are removed and added. 0 when MHD refused. */
+int cmhd_response_replace_header(struct MHD_Response *response, const char *name, const char *value);
 
 #endif
