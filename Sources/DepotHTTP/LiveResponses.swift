@@ -19,7 +19,9 @@ final class LiveResponses: Sendable {
         let index: Int
     }
 
-    struct Entry: Sendable {
+    /// A class: an entry is passed around on every read, and copying a reference is one retain
+    /// where copying the fields was one per field.
+    final class Entry: Sendable {
         /// The read the answer was rendered from (its object and bytes).
         let read: LiveRead
         let etag: EntityTag
@@ -28,6 +30,14 @@ final class LiveResponses: Sendable {
         let tagField: [CChar]
         let ok: PreparedResponse
         let notModified: PreparedResponse
+
+        init(read: LiveRead, etag: EntityTag, tagField: [CChar], ok: PreparedResponse, notModified: PreparedResponse) {
+            self.read = read
+            self.etag = etag
+            self.tagField = tagField
+            self.ok = ok
+            self.notModified = notModified
+        }
     }
 
     static let limit = 4096

@@ -158,70 +158,106 @@ public struct Router: Sendable {
     func fastRoute(target: UnsafeBufferPointer<UInt8>) -> (FastPath, parameters: [String], pattern: String)? {
         for b in target where b == UInt8(ascii: "?") || b == UInt8(ascii: "#") { return nil }
         let start = target.first == UInt8(ascii: "/") ? 1 : 0
+        var captured: [String] = []
         next: for route in fastRoutes {
-            var captured: [String] = []
-            captured.reserveCapacity(route.parameters)
-            var at = start
-            var done = start == target.count
-            for segment in route.segments {
-                guard !done else { continue next }
-                var end = at
-                var escaped = false
-                while end < target.count && target[end] != UInt8(ascii: "/") {
-                    if target[end] == UInt8(ascii: "%") { escaped = true }
-                    end += 1
+            let matched: Bool? = route.bytes.withUnsafeBufferPointer { literals in
+                captured.removeAll(keepingCapacity: true)
+                captured.reserveCapacity(route.parameters)
+                var at = start
+                var done = start == target.count
+                for segment in route.segments {
+                    guard !done else { return false }
+                    var end = at
+                    var escaped = false
+                    while end < target.count && target[end] != UInt8(ascii: "/") {
+                        if target[end] == UInt8(ascii: "%") { escaped = true }
+                        end += 1
+                    }
+                    let raw = UnsafeBufferPointer(rebasing: target[at..<end])
+                    done = end == target.count
+                    at = end + 1
+                    var decoded: String?
+                    if escaped {
+                        guard let d = RequestTarget.percentDecode(Substring(decoding: raw, as: UTF8.self), plusIsSpace: false) else { return nil }
+                        decoded = d
+                    }
+                    if !segment.isParameter {
+                        let name = UnsafeBufferPointer(rebasing: literals[segment.literal])
+                        let same = decoded.map { $0.utf8.elementsEqual(name) } ?? Self.equal(raw, name)
+                        guard same else { return false }
+                    } else {
+                        let value = decoded ?? String(decoding: raw, as: UTF8.self)
+                        guard !value.isEmpty else { return false }
+                        for sibling in route.siblings[segment.siblings] where value.utf8.elementsEqual(literals[sibling]) { return nil }
+                        captured.append(value)
+                    }
                 }
-                let raw = UnsafeBufferPointer(rebasing: target[at..<end])
-                done = end == target.count
-                at = end + 1
-                var decoded: String?
-                if escaped {
-                    guard let d = RequestTarget.percentDecode(Substring(decoding: raw, as: UTF8.self), plusIsSpace: false) else { return nil }
-                    decoded = d
-                }
-                switch segment {
-                case .literal(let name):
-                    let same = decoded.map { $0.utf8.elementsEqual(name) } ?? Self.equal(raw, name)
-                    guard same else { continue next }
-                case .parameter(let siblings):
-                    let value = decoded ?? String(decoding: raw, as: UTF8.self)
-                    guard !value.isEmpty else { continue next }
-                    if !siblings.isEmpty, siblings.contains(where: { value.utf8.elementsEqual($0) }) { return nil }
-                    captured.append(value)
-                }
+                return done
             }
-            guard done else { continue }
-            return (route.fast, captured, route.pattern)
+            switch matched {
+            case nil: return nil
+            case false?: continue next
+            case true?: return (route.fast, captured, route.pattern)
+            }
         }
         return nil
     }
 
-    private static func equal(_ raw: UnsafeBufferPointer<UInt8>, _ name: [UInt8]) -> Bool {
+    private static func equal(_ raw: UnsafeBufferPointer<UInt8>, _ name: UnsafeBufferPointer<UInt8>) -> Bool {
         guard raw.count == name.count else { return false }
-        return name.withUnsafeBufferPointer { n in
-            guard let a = raw.baseAddress, let b = n.baseAddress else { return n.isEmpty }
-            return memcmp(a, b, n.count) == 0
-        }
+        guard let a = raw.baseAddress, let b = name.baseAddress else { return name.isEmpty }
+        return memcmp(a, b, name.count) == 0
     }
 
-    /// A GET route with a fast path, as `fastRoute` matches it.
-    private struct FastRoute: Sendable {
-        enum Segment: Sendable {
+    /// A GET route with a fast path, as `fastRoute` matches it. Its segments are plain values
+    /// (ranges into one byte array), so walking them retains nothing.
+    private final class FastRoute: Sendable {
+        enum PathSegment {
             case literal([UInt8])
             /// The literals beside the parameter in the tree: a value equal to one of them may
             /// belong to another route.
             case parameter(siblings: [[UInt8]])
         }
+        struct Segment: Sendable {
+            let isParameter: Bool
+            /// A literal's bytes in `bytes`.
+            let literal: Range<Int>
+            /// A parameter's sibling literals: ranges in `siblings`.
+            let siblings: Range<Int>
+        }
         let segments: [Segment]
+        /// Every literal's bytes, one after another.
+        let bytes: [UInt8]
+        /// Ranges of `bytes`: the sibling literals of every parameter.
+        let siblings: [Range<Int>]
         let fast: FastPath
         let pattern: String
         let parameters: Int
 
-        init(segments: [Segment], fast: @escaping FastPath, pattern: String) {
+        init(path: [PathSegment], fast: @escaping FastPath, pattern: String) {
+            var segments: [Segment] = []
+            var bytes: [UInt8] = []
+            var siblings: [Range<Int>] = []
+            func add(_ literal: [UInt8]) -> Range<Int> {
+                bytes += literal
+                return bytes.count - literal.count..<bytes.count
+            }
+            for p in path {
+                switch p {
+                case .literal(let name):
+                    segments.append(Segment(isParameter: false, literal: add(name), siblings: 0..<0))
+                case .parameter(let names):
+                    let first = siblings.count
+                    for name in names { siblings.append(add(name)) }
+                    segments.append(Segment(isParameter: true, literal: 0..<0, siblings: first..<siblings.count))
+                }
+            }
             self.segments = segments
+            self.bytes = bytes
+            self.siblings = siblings
             self.fast = fast
             self.pattern = pattern
-            self.parameters = segments.reduce(0) { n, s in if case .parameter = s { n + 1 } else { n } }
+            self.parameters = segments.reduce(0) { n, s in s.isParameter ? n + 1 : n }
         }
     }
 
@@ -229,9 +265,9 @@ public struct Router: Sendable {
 
     /// Every GET route with a fast path, from the tree (after each registration: a later route
     /// can add a literal beside a parameter, or replace a fast path).
-    private static func collectFastRoutes(_ node: Node, _ path: [FastRoute.Segment], into out: inout [FastRoute]) {
+    private static func collectFastRoutes(_ node: Node, _ path: [FastRoute.PathSegment], into out: inout [FastRoute]) {
         if let fast = node.fastGET, let pattern = node.pattern, node.route(.GET) != nil {
-            out.append(FastRoute(segments: path, fast: fast, pattern: pattern))
+            out.append(FastRoute(path: path, fast: fast, pattern: pattern))
         }
         for (name, child) in node.literalList {
             collectFastRoutes(child, path + [.literal(Array(name.utf8))], into: &out)
