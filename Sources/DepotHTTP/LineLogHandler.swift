@@ -162,18 +162,10 @@ public struct LineLogHandler: LogHandler {
 
     /// `appendNow` into a writer.
     static func putNow(_ w: inout LineWriter) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let second = ts.tv_sec
-        lastSecond.withLock { last in
-            if last.second != second {
-                last.text.removeAll(keepingCapacity: true)
-                appendSecond(second, &last.text)
-                last.second = second
-            }
-            last.text.withUnsafeBytes { w.put($0) }
+        withNow { second, milliseconds in
+            w.put(second)
+            w.putDigits(milliseconds, minimumWidth: 3)
         }
-        w.putDigits(UInt(ts.tv_nsec / 1_000_000), minimumWidth: 3)
         w.put(UInt8(ascii: "Z"))
     }
 
@@ -312,38 +304,22 @@ public struct LineLogHandler: LogHandler {
         return digits > 0 && previous >= UInt8(ascii: "0") && previous <= UInt8(ascii: "9")
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     static func appendJSONString(_ s: String, _ out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         appendJSONEscaped(s, &out)
         out.append(UInt8(ascii: "\""))
     }
 
-    /// The inside of a JSON string.
+    /// The inside of a JSON string (`LineWriter`'s escaper, into the array).
     static func appendJSONEscaped(_ s: String, _ out: inout [UInt8]) {
-        let backslash = UInt8(ascii: "\\")
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""), backslash:
-                out.append(backslash)
-                out.append(b)
-            case 0x0a:
-                out.append(backslash)
-                out.append(UInt8(ascii: "n"))
-            case 0x0d:
-                out.append(backslash)
-                out.append(UInt8(ascii: "r"))
-            case 0x09:
-                out.append(backslash)
-                out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(backslash)
-                out.append(contentsOf: "u00".utf8)
-                out.append(hexDigits[Int(b >> 4)])
-                out.append(hexDigits[Int(b & 0xf)])
-            default:
-                out.append(b)
+        var s = s
+        s.withUTF8 { bytes in
+            // At most 6 bytes (`\u00XX`) for each one.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, bytes.count * 6)) { buf in
+                guard let base = buf.baseAddress else { return }
+                var w = LineWriter(base: base, capacity: buf.count)
+                w.putJSONEscaped(bytes)
+                out.append(contentsOf: UnsafeBufferPointer(start: base, count: w.count))
             }
         }
     }
@@ -354,6 +330,16 @@ public struct LineLogHandler: LogHandler {
     private static let lastSecond = Mutex<(second: Int, text: [UInt8])>((second: -1, text: []))
 
     static func appendNow(_ out: inout [UInt8]) {
+        withNow { second, milliseconds in
+            out.append(contentsOf: second)
+            appendDigits(milliseconds, minimumWidth: 3, &out)
+        }
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// Calls `body` with the current second's `YYYY-MM-DDTHH:MM:SS.` (made once per second)
+    /// and the milliseconds.
+    static func withNow(_ body: (UnsafeRawBufferPointer, UInt) -> Void) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let second = ts.tv_sec
@@ -363,10 +349,8 @@ public struct LineLogHandler: LogHandler {
                 appendSecond(second, &last.text)
                 last.second = second
             }
-            out.append(contentsOf: last.text)
+            return last.text.withUnsafeBytes { body($0, UInt(ts.tv_nsec / 1_000_000)) }
         }
-        appendDigits(UInt(ts.tv_nsec / 1_000_000), minimumWidth: 3, &out)
-        out.append(UInt8(ascii: "Z"))
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.` of `second` (UTC).
@@ -512,7 +496,7 @@ struct LineWriter {
     }
 
     /// `LineLogHandler.appendJSONEscaped`: runs of bytes that need no escape are copied whole.
-    private mutating func putJSONEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
+    mutating func putJSONEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
         let backslash = UInt8(ascii: "\\")
         var run = 0
         for (i, b) in bytes.enumerated() {

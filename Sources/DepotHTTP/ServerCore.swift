@@ -60,6 +60,16 @@ final class ServerCore: Sendable {
         upload: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>
     ) -> MHD_Result {
         let size = uploadSize.pointee
+        /// An answer known before the body: chunks are read and dropped, and the answer goes
+        /// out on the call that ends the request.
+        func afterBody(_ answer: () -> MHD_Result) -> MHD_Result {
+            if size > 0 {
+                uploadSize.pointee = 0
+                return .YES
+            }
+            exchange.phase = .answered
+            return answer()
+        }
         switch exchange.phase {
         case .new:
             return admit(connection, exchange, method: method)
@@ -101,28 +111,13 @@ final class ServerCore: Sendable {
             return queue(.problem(problem), exchange, on: connection, close: true)
 
         case .rejected(let problem):
-            if size > 0 {
-                uploadSize.pointee = 0
-                return .YES
-            }
-            exchange.phase = .answered
-            return queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed))
+            return afterBody { queue(.problem(problem), exchange, on: connection, close: exchange.closeAfter || stopping.load(ordering: .relaxed)) }
 
         case .ready(let response):
-            if size > 0 {
-                uploadSize.pointee = 0
-                return .YES
-            }
-            exchange.phase = .answered
-            return queue(response, exchange, on: connection)
+            return afterBody { queue(response, exchange, on: connection) }
 
         case .prepared(let prepared):
-            if size > 0 {
-                uploadSize.pointee = 0
-                return .YES
-            }
-            exchange.phase = .answered
-            return queue(prepared, exchange, on: connection)
+            return afterBody { queue(prepared, exchange, on: connection) }
 
         case .suspended:
             guard let response = exchange.result.withLock({ $0.take() }) else {
