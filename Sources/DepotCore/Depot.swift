@@ -361,6 +361,16 @@ public final class Depot: Sendable {
     /// poller's tag (`contentHash`) and the body (`views()`) both come from this one read, and
     /// an unchanged poll needs no decoding at all.
     public func readLive(loadID: Int64, names: [String]?) throws(DepotError) -> LiveRead {
+        let (obj, indices) = try liveIndices(loadID: loadID, names: names)
+        var bytes: [[UInt8]] = []
+        bytes.reserveCapacity(indices.count)
+        do { try obj.withBytes(variablesAt: indices) { _, b in bytes.append(Array(b)) } } catch { throw .load(error) }
+        return LiveRead(object: obj, indices: indices, bytes: bytes)
+    }
+
+    /// The load's object and the indices of the variables `names` (all when nil); none
+    /// without BTF, where variables come from (a name was refused before that).
+    private func liveIndices(loadID: Int64, names: [String]?) throws(DepotError) -> (LoadedObject, [Int]) {
         let obj = try loaded(loadID)
         var indices: [Int] = []
         if let names {
@@ -372,14 +382,16 @@ public final class Depot: Sendable {
         } else {
             indices = Array(obj.spec.variables.indices)
         }
-        // Variables come from BTF, so without it there are none to read (a name was refused above).
-        guard obj.spec.btf != nil else { return LiveRead(object: obj, indices: [], bytes: []) }
-        var bytes: [[UInt8]] = []
-        bytes.reserveCapacity(indices.count)
-        for i in indices {
-            do { bytes.append(try obj.read(variableAt: i)) } catch { throw .load(error) }
-        }
-        return LiveRead(object: obj, indices: indices, bytes: bytes)
+        return (obj, obj.spec.btf != nil ? indices : [])
+    }
+
+    /// `readLive(loadID:names:)`'s `contentHash` and object, hashed in place in mapped memory
+    /// (nothing copied): a poller's unchanged read is recognised without reading.
+    public func liveContentHash(loadID: Int64, names: [String]?) throws(DepotError) -> (LoadedObject, UInt64) {
+        let (obj, indices) = try liveIndices(loadID: loadID, names: names)
+        var h = ContentHasher()
+        do { try obj.withBytes(variablesAt: indices) { h.add(index: $0, $1) } } catch { throw .load(error) }
+        return (obj, h.value)
     }
 
     /// Runs `body` with a live load's object, the index of its variable `name` and that

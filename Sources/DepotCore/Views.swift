@@ -63,6 +63,21 @@ public struct VariableView: Sendable {
     }
 }
 
+/// FNV-1a over variables' indices and bytes: `LiveRead.contentHash`, also computed in place
+/// (`Depot.liveContentHash`).
+public struct ContentHasher {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func add(index: Int, _ bytes: UnsafeRawBufferPointer) {
+        var h = value
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: index).littleEndian) { for x in $0 { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 } }
+        for x in bytes { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+        value = h
+    }
+}
+
 /// One read of a load's live variables: `bytes[k]` is the memory of `spec.variables[indices[k]]`.
 public struct LiveRead: Sendable {
     public let object: LoadedObject
@@ -80,12 +95,9 @@ public struct LiveRead: Sendable {
     /// exactly these (the spec and its BTF are fixed for a load), so this tags the body for
     /// pollers without decoding anything.
     public var contentHash: UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for (i, b) in zip(indices, bytes) {
-            withUnsafeBytes(of: UInt32(truncatingIfNeeded: i).littleEndian) { for x in $0 { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 } }
-            for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
-        }
-        return h
+        var h = ContentHasher()
+        for (i, b) in zip(indices, bytes) { b.withUnsafeBytes { h.add(index: i, $0) } }
+        return h.value
     }
 
     /// The typed values, decoded through the object's BTF (null where a value cannot be rendered).

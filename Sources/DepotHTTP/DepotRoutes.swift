@@ -157,6 +157,7 @@ public enum DepotRoutes {
         })
         // Live values: straight from mapped memory, answered on MHD's thread.
         // Tagged from the raw bytes: an unchanged poll is answered 304 without decoding.
+        let batchResponses = BatchResponses()
         r.get("/v1/loads/{id}/variables", .immediate { req in
             let id = try loadID(req)
             let names = namesParameter(req)
@@ -165,6 +166,11 @@ public enum DepotRoutes {
                     RenderedRead(try depot.readLive(loadID: id, names: names, follow: depth, nodes: nodes).body)
                 }
                 return try watchable(req, load: id, event: "variables", read: read, tag: \.tag, render: \.response)
+            }
+            // A plain read (most of them: pollers) from the kept answers.
+            if try !watchParameter(req), try preferWait(req) == nil {
+                _ = try intervalParameter(req)  // validated as a watching read validates it
+                return try batchResponses.answer(depot, load: id, names: names, request: req)
             }
             let read: @Sendable () throws(DepotError) -> LiveRead = { () throws(DepotError) in try depot.readLive(loadID: id, names: names) }
             return try watchable(req, load: id, event: "variables", read: read, tag: contentTag, render: variablesBody)
@@ -350,7 +356,11 @@ public enum DepotRoutes {
 
     /// A weak tag for pollers, from the raw bytes of the variables the body shows.
     static func contentTag(_ live: LiveRead) -> EntityTag {
-        EntityTag(hex: live.contentHash, weak: true)
+        contentTag(live.contentHash)
+    }
+
+    static func contentTag(_ hash: UInt64) -> EntityTag {
+        EntityTag(hex: hash, weak: true)
     }
 
     static func badBody(_ detail: String) -> HTTPProblem {

@@ -105,3 +105,61 @@ final class LiveResponses: Sendable {
                      notModified: PreparedResponse(notModified))
     }
 }
+
+/// The answers to `GET /v1/loads/{id}/variables` (all variables, or `names=`), kept per load
+/// and name list with the content hash of the bytes they were rendered from. A poller's
+/// conditional read is answered 304 from a hash taken in place in mapped memory (nothing is
+/// copied or decoded), and a read whose bytes hash as the kept answer's reuses its body.
+/// Entries hold their read's `LoadedObject`: another object's entry (an unload and a new load)
+/// is never used. When the kept bodies pass `budget` bytes, the map starts over.
+final class BatchResponses: Sendable {
+    struct Key: Hashable {
+        let load: Int64
+        let names: [String]?
+    }
+
+    final class Entry: Sendable {
+        /// The read's object (held, so its identity cannot pass to another).
+        let object: any AnyObject & Sendable
+        let hash: UInt64
+        let response: HTTPResponse
+
+        init(object: any AnyObject & Sendable, hash: UInt64, response: HTTPResponse) {
+            self.object = object
+            self.hash = hash
+            self.response = response
+        }
+    }
+
+    static let budget = 16 << 20
+    private let entries = Mutex<(map: [Key: Entry], bytes: Int)>((map: [:], bytes: 0))
+
+    /// Entries held now (tests).
+    var count: Int { entries.withLock { $0.map.count } }
+
+    /// The plain (not watching, not long-polling) read of variables `names` (all when nil).
+    func answer(_ depot: Depot, load: Int64, names: [String]?, request: HTTPRequest) throws(DepotError) -> HTTPResponse {
+        let (object, hash) = try depot.liveContentHash(loadID: load, names: names)
+        let tag = DepotRoutes.contentTag(hash)
+        if request.isNotModified(current: tag) { return .notModified(etag: tag) }
+        let key = Key(load: load, names: names)
+        if let kept = entries.withLock({ $0.map[key] }), kept.object === object, kept.hash == hash { return kept.response }
+        // Read and rendered from its own copy of the bytes (which may have changed since).
+        let live = try depot.readLive(loadID: load, names: names)
+        let current = DepotRoutes.contentTag(live)
+        var response = DepotRoutes.variablesBody(live)
+        response.headers.set("ETag", current.headerValue)
+        let entry = Entry(object: live.object, hash: live.contentHash, response: response)
+        entries.withLock { kept in
+            let size = response.body.count
+            if kept.bytes + size > Self.budget {
+                kept.map.removeAll(keepingCapacity: true)
+                kept.bytes = 0
+            }
+            if let old = kept.map.updateValue(entry, forKey: key) { kept.bytes -= old.response.body.count }
+            kept.bytes += size
+        }
+        if request.isNotModified(current: current) { return .notModified(etag: current) }
+        return response
+    }
+}

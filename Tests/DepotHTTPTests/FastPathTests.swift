@@ -177,6 +177,50 @@ import Testing
         #expect(ids.allSatisfy { $0.count == 16 })
     }
 
+    /// `GET /v1/loads/{id}/variables` keeps its rendered answer per load and name list with
+    /// the hash of the bytes it came from (BatchResponses): an unchanged read is the same body
+    /// and tag, a conditional one is 304, and a value written is what the next read shows at
+    /// once, for all variables and for a `names=` list alike, and for the same request the full
+    /// pipeline without the kept answers gives (a watch stream's first event).
+    @Test func keptBatchReadsAreNeverStale() throws {
+        let f = try ServiceFixture()
+        defer { f.close() }
+        let s = try f.server()
+        defer { s.stop() }
+        let c = ServiceClient(s)
+        let (_, load) = try ObservabilityTests.uploadAndLoad(c, "globals")
+        func value(_ r: CurlResponse, _ name: String) -> Int? {
+            (r.json["variables"] as? [[String: Any]])?.first { $0["name"] as? String == name }?["value"] as? Int
+        }
+        for (p, path) in ["/v1/loads/\(load)/variables", "/v1/loads/\(load)/variables?names=bss_int,data_int"].enumerated() {
+            let first = try c.get(path)
+            #expect(first.status == 200)
+            var tag = try #require(first.headers["ETag"])
+            let again = try c.get(path)
+            #expect(again.body == first.body && again.headers["ETag"] == tag, "\(path)")
+            #expect(try c.get(path, headers: [("If-None-Match", tag)]).status == 304)
+            for v in [11, -8, 123_456, 11].map({ $0 + 3 * p }) {  // each differs from the one before
+                #expect(try c.send("PATCH", "/v1/loads/\(load)/variables", json: #"{"data_int": \#(v)}"#).status == 200)
+                let changed = try c.get(path, headers: [("If-None-Match", tag)])
+                #expect(changed.status == 200, "\(path) after writing \(v)")
+                #expect(value(changed, "data_int") == v)
+                let newTag = try #require(changed.headers["ETag"])
+                #expect(newTag != tag)
+                tag = newTag
+                #expect(try c.get(path, headers: [("If-None-Match", tag)]).status == 304)
+                let plain = try c.get(path)
+                #expect(value(plain, "data_int") == v && plain.headers["ETag"] == tag)
+                // What a reader that keeps nothing sees: the stream's first event.
+                let stream = try EventStreamClient(port: try #require(s.server.port), path: path + (path.contains("?") ? "&" : "?") + "watch=1")
+                let event = try #require(stream.next(timeout: 5))
+                #expect(event.id == tag)
+                #expect(event.data == String(decoding: plain.body, as: UTF8.self))
+            }
+        }
+        let names = try c.get("/v1/loads/\(load)/variables?names=data_int")
+        #expect((names.json["variables"] as? [Any])?.count == 1)
+    }
+
     /// Which requests a fast path sees: plain GETs of its route (parameters percent-decoded,
     /// whatever the query); HEAD, other methods and requests with a body take the route, as do
     /// the ones it declines.

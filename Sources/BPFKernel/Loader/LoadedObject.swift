@@ -143,6 +143,53 @@ public final class LoadedObject: Sendable {
         }
     }
 
+    /// `withBytes(variableAt:_:)` for several variables under one hold of the object: `body`
+    /// gets each index of `indices` in order with that variable's current bytes. A run of
+    /// variables in one mapped section takes the section's lock once.
+    public func withBytes(variablesAt indices: [Int], _ body: (Int, UnsafeRawBufferPointer) -> Void) throws(LoaderError) {
+        try withLive { () throws(LoaderError) in
+            var k = 0
+            while k < indices.count {
+                let index = indices[k]
+                guard spec.variables.indices.contains(index) else { throw .unknownVariable("#\(index)") }
+                guard let (mi, _) = variableLocations[index] else { throw .unknownVariable(spec.variables[index].name) }
+                // The run of variables in map `mi` from here.
+                var end = k + 1
+                while end < indices.count, spec.variables.indices.contains(indices[end]),
+                      let (m, _) = variableLocations[indices[end]], m == mi { end += 1 }
+                let run = indices[k..<end]
+                k = end
+                if let region = maps[mi].region {
+                    var failed: LoaderError?
+                    do throws(BPFError) {
+                        try region.withBytes(at: 0, count: region.length) { whole in
+                            for i in run {
+                                guard let (_, offset) = variableLocations[i] else { continue }
+                                let size = Int(spec.variables[i].size)
+                                guard offset >= 0, size >= 0, offset <= whole.count, size <= whole.count - offset else {
+                                    failed = .map(name: maps[mi].spec.name, .outOfBounds(offset: offset, count: size, regionLength: whole.count))
+                                    return
+                                }
+                                body(i, UnsafeRawBufferPointer(rebasing: whole[offset..<(offset + size)]))
+                            }
+                        }
+                    } catch { throw .map(name: maps[mi].spec.name, error) }
+                    if let failed { throw failed }
+                    continue
+                }
+                let value = try lookupValue(maps[mi])
+                for i in run {
+                    guard let (_, offset) = variableLocations[i] else { continue }
+                    let size = Int(spec.variables[i].size)
+                    guard offset >= 0, size >= 0, offset + size <= value.count else {
+                        throw .outOfRange(variable: spec.variables[i].name, reason: "expected \(offset + size) bytes of map value, got \(value.count)")
+                    }
+                    value[offset..<(offset + size)].withUnsafeBytes { body(i, $0) }
+                }
+            }
+        }
+    }
+
     /// Overwrites the variable's bytes in the live object. Rodata and kconfig are frozen.
     public func write(variable name: String, bytes: [UInt8]) throws(LoaderError) {
         let (v, m, offset) = try location(of: name)
