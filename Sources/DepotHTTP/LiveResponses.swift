@@ -11,8 +11,10 @@ import Synchronization
 /// bytes the kept answer was rendered from; only equal bytes reuse it, so a value is never stale.
 /// The body and tag are functions of those bytes alone (a load's spec and BTF never change), so
 /// a kept answer is byte for byte what rendering again would give. Entries are keyed by load id
-/// and variable index and hold their read's `LoadedObject`: an entry of another object (an unload and a
-/// new load) is never used. At most `limit` entries; when full, the map starts over.
+/// and variable index and are used only with the `LoadedObject` they were read from (weakly
+/// held: an entry of another object, after an unload and a new load, is never used; entries of
+/// objects that are gone are dropped when a new key is added). At most `limit` entries; when
+/// full, the map starts over.
 final class LiveResponses: Sendable {
     struct Key: Hashable {
         let load: Int64
@@ -22,8 +24,11 @@ final class LiveResponses: Sendable {
     /// A class: an entry is passed around on every read, and copying a reference is one retain
     /// where copying the fields was one per field.
     final class Entry: Sendable {
-        /// The read the answer was rendered from (its object and bytes).
-        let read: LiveRead
+        /// The object the answer was read from, not kept alive by the entry: nil once it is gone
+        /// (unloaded and forgotten), so its identity cannot pass to another object.
+        weak let object: (any AnyObject & Sendable)?
+        /// The variable's bytes the answer was rendered from.
+        let bytes: [UInt8]
         let etag: EntityTag
         /// `etag.headerValue` as a C string, to recognise a poller's `If-None-Match` without
         /// parsing it (or making a string of it).
@@ -32,7 +37,8 @@ final class LiveResponses: Sendable {
         let notModified: PreparedResponse
 
         init(read: LiveRead, etag: EntityTag, tagField: [CChar], ok: PreparedResponse, notModified: PreparedResponse) {
-            self.read = read
+            self.object = read.object
+            self.bytes = read.bytes.first ?? []
             self.etag = etag
             self.tagField = tagField
             self.ok = ok
@@ -69,8 +75,8 @@ final class LiveResponses: Sendable {
     /// place, nothing copied), else a new one rendered from a copy of them.
     private func entry(_ depot: Depot, load: Int64, name: String) -> Entry? {
         let lookup = try? depot.withLiveBytes(loadID: load, name: name) { object, index, bytes -> Lookup in
-            if let kept = entries.withLock({ $0[Key(load: load, index: index)] }), kept.read.object === object,
-               let keptBytes = kept.read.bytes.first, keptBytes.withUnsafeBytes({ $0.elementsEqual(bytes) }) {
+            if let kept = entries.withLock({ $0[Key(load: load, index: index)] }), kept.object === object,
+               kept.bytes.withUnsafeBytes({ $0.elementsEqual(bytes) }) {
                 return .kept(kept)
             }
             return .changed(LiveRead(object: object, indices: [index], bytes: [Array(bytes)]))
@@ -84,7 +90,11 @@ final class LiveResponses: Sendable {
             let fresh = Self.render(live)
             let key = Key(load: load, index: live.indices.first ?? -1)
             entries.withLock { map in
-                if map.count >= Self.limit, map[key] == nil { map.removeAll(keepingCapacity: true) }
+                if map[key] == nil {
+                    // A new variable or load: the entries of loads that are gone go.
+                    map = map.filter { $0.value.object != nil }
+                    if map.count >= Self.limit { map.removeAll(keepingCapacity: true) }
+                }
                 map[key] = fresh
             }
             return fresh
@@ -110,8 +120,10 @@ final class LiveResponses: Sendable {
 /// and name list with the content hash of the bytes they were rendered from. A poller's
 /// conditional read is answered 304 from a hash taken in place in mapped memory (nothing is
 /// copied or decoded), and a read whose bytes hash as the kept answer's reuses its body.
-/// Entries hold their read's `LoadedObject`: another object's entry (an unload and a new load)
-/// is never used. When the kept bodies pass `budget` bytes, the map starts over.
+/// An entry is used only with the `LoadedObject` it was read from (weakly held: another
+/// object's entry, after an unload and a new load, is never used), and entries whose object is
+/// gone are dropped whenever a new key is added. When the kept bodies pass `budget` bytes, the
+/// map starts over.
 final class BatchResponses: Sendable {
     struct Key: Hashable {
         let load: Int64
@@ -119,8 +131,10 @@ final class BatchResponses: Sendable {
     }
 
     final class Entry: Sendable {
-        /// The read's object (held, so its identity cannot pass to another).
-        let object: any AnyObject & Sendable
+        /// The read's object, not kept alive by the entry: once it is gone (unloaded and
+        /// forgotten) this is nil, so its identity cannot pass to another and the entry is
+        /// dropped at the next sweep.
+        weak let object: (any AnyObject & Sendable)?
         let hash: UInt64
         let response: HTTPResponse
 
@@ -156,7 +170,15 @@ final class BatchResponses: Sendable {
                 kept.map.removeAll(keepingCapacity: true)
                 kept.bytes = 0
             }
-            if let old = kept.map.updateValue(entry, forKey: key) { kept.bytes -= old.response.body.count }
+            if let old = kept.map.updateValue(entry, forKey: key) {
+                kept.bytes -= old.response.body.count
+            } else {
+                // A new load or name list: the entries of loads that are gone go.
+                for (k, e) in kept.map where e.object == nil {
+                    kept.map[k] = nil
+                    kept.bytes -= e.response.body.count
+                }
+            }
             kept.bytes += size
         }
         if request.isNotModified(current: current) { return .notModified(etag: current) }
