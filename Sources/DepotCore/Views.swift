@@ -63,18 +63,34 @@ public struct VariableView: Sendable {
     }
 }
 
-/// FNV-1a over variables' indices and bytes: `LiveRead.contentHash`, also computed in place
-/// (`Depot.liveContentHash`).
+/// The content hash of variables' indices and bytes: `LiveRead.contentHash`, also computed in
+/// place (`Depot.liveContentHash`). Eight bytes at a time: each step (xor a word, multiply by an
+/// odd constant, xor-shift) is a bijection of the running value for a given word, so values that
+/// differ in any one word never hash alike.
 public struct ContentHasher {
     public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
 
     public init() {}
 
-    public mutating func add(index: Int, _ bytes: UnsafeRawBufferPointer) {
-        var h = value
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: index).littleEndian) { for x in $0 { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 } }
-        for x in bytes { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+    private mutating func mix(_ word: UInt64) {
+        var h = (value ^ word) &* 0x9e37_79b9_7f4a_7c15
+        h ^= h >> 29
         value = h
+    }
+
+    public mutating func add(index: Int, _ bytes: UnsafeRawBufferPointer) {
+        // The index and length first: the same bytes under another variable hash apart.
+        mix(UInt64(truncatingIfNeeded: index) << 32 | UInt64(truncatingIfNeeded: bytes.count))
+        var at = 0
+        while at + 8 <= bytes.count {
+            mix(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)))
+            at += 8
+        }
+        if at < bytes.count {
+            var tail: UInt64 = 0
+            for i in at..<bytes.count { tail |= UInt64(bytes[i]) << (8 * UInt64(i - at)) }
+            mix(tail)
+        }
     }
 }
 
