@@ -107,7 +107,7 @@ public struct LiveRead: Sendable {
         self.bytes = bytes
     }
 
-    /// FNV-1a over each variable's index and bytes. The values a read renders are a function of
+    /// `ContentHasher` over each variable's index and bytes. The values a read renders are a function of
     /// exactly these (the spec and its BTF are fixed for a load), so this tags the body for
     /// pollers without decoding anything.
     public var contentHash: UInt64 {
