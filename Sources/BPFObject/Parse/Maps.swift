@@ -94,6 +94,11 @@ extension ObjectParser {
         do { return try body() } catch { throw .btf(error) }
     }
 
+    /// The members `parseMapDefinition` knows, with their UTF-8 bytes.
+    private static let mapDefinitionFields: [(name: String, bytes: [UInt8])] =
+        ["type", "max_entries", "key_size", "key", "value_size", "value", "map_flags", "numa_node",
+         "values", "pinning", "map_extra"].map { ($0, Array($0.utf8)) }
+
     /// libbpf's `parse_btf_map_def`.
     private func parseMapDefinition(_ name: String, btf: BTF, structID: UInt32, isInner: Bool) throws(ObjectError) -> BTFMapDefinition {
         guard case .structure(_, let members, let bitfieldOffsets)? = btf.type(structID)?.kind else {
@@ -117,7 +122,14 @@ extension ObjectParser {
             return (UInt32(size), pointee)
         }
         for (i, m) in members.enumerated() {
-            let field = btf.string(at: m.nameOffset)
+            // The known names are compared in place in the string table; a `String` is decoded
+            // from the table only for a name that is none of them (for its error message).
+            var field = ""
+            for known in Self.mapDefinitionFields where btf.stringEquals(m.nameOffset, known.bytes) {
+                field = known.name
+                break
+            }
+            if field.isEmpty { field = btf.string(at: m.nameOffset) }
             guard !field.isEmpty else { throw fail("invalid field #\(i)") }
             switch field {
             case "type": d.type = try intField(m, field)
