@@ -34,7 +34,7 @@ extension ObjectParser {
 
     private mutating func collectBTFMaps(_ shndx: Int) throws(ObjectError) {
         let btf = try requireBTF("SEC(\".maps\") needs BTF")
-        guard let secID = btf.find(named: ".maps", kind: .dataSection),
+        guard let secID = datasecID(named: ".maps", in: btf),
               case .dataSection(_, let vars)? = btf.type(secID)?.kind else {
             throw .mapDefinition(map: ".maps", reason: "no DATASEC '.maps' in BTF")
         }
@@ -234,7 +234,7 @@ extension ObjectParser {
 
     private mutating func appendInternalMap(realName: String, kind: DataSectionKind, sectionIndex: Int, image: [UInt8],
                                             fileOffset: Int? = nil) {
-        let datasecID = btf?.find(named: realName, kind: .dataSection) ?? 0
+        let datasecID = btf.flatMap { self.datasecID(named: realName, in: $0) } ?? 0
         var flags: UInt32 = kind == .rodata || kind == .kconfig ? BPFMapFlags.rdonlyProg.rawValue : 0
         if datasecID != 0, isMmapable(datasecID) { flags |= BPFMapFlags.mmapable.rawValue }
         maps.append(MapSpec(

@@ -6,7 +6,7 @@ extension ObjectParser {
         guard let btf else { return [] }
         var out: [VariableSpec] = []
         for ds in dataSections {
-            guard let secID = btf.find(named: ds.name, kind: .dataSection),
+            guard let secID = datasecID(named: ds.name, in: btf),
                   case .dataSection(_, let vars)? = btf.type(secID)?.kind else { continue }
             var previous: (name: String, end: UInt64)?
             for v in vars {
