@@ -53,7 +53,22 @@ struct ELFFile: Sendable {
     /// with `-g` they are most of an object's bytes, so their bytes are not copied; the section
     /// stays in the table with empty data.
     static func isDebugInfo(_ name: String) -> Bool {
-        name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
+        // Most names are rejected on their bytes; a name whose bytes start so is then held to
+        // String.hasPrefix (which compares characters: a combining mark after the prefix fails it).
+        var name = name
+        let bytesMatch = name.withUTF8 { n in
+            startsWith(n, ".debug_") || startsWith(n, ".rel.debug_") || startsWith(n, ".rela.debug_")
+        }
+        guard bytesMatch else { return false }
+        return name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
+    }
+
+    private static func startsWith(_ n: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard n.count >= count else { return false }
+        let p = prefix.utf8Start
+        for i in 0..<count where n[i] != p[i] { return false }
+        return true
     }
 
     let sections: [ELFSection]

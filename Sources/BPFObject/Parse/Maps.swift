@@ -261,19 +261,24 @@ extension ObjectParser {
     /// section name has a second dot (`.data.foo`), characters outside `[A-Za-z0-9_.]` → `_`.
     static func internalMapName(object: String, realName: String) -> String {
         let maxName = 15
-        let real = Array(realName.utf8)
-        let obj = Array(object.utf8)
+        let real = realName.utf8
+        let obj = object.utf8
         let sfxLen = min(max(7, real.count), maxName)
         let customDot = real.dropFirst().contains(UInt8(ascii: "."))
         let pfxLen = customDot ? 0 : min(maxName - sfxLen, obj.count)
-        var bytes = Array(obj.prefix(pfxLen)) + Array(real.prefix(sfxLen))
-        bytes = Array(bytes.prefix(maxName))
-        for i in bytes.indices {
-            let c = bytes[i]
-            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2e
-            if !ok { bytes[i] = 0x5f }
+        // Written straight into the String's storage (at most 15 bytes, all ASCII once replaced).
+        return String(unsafeUninitializedCapacity: maxName) { out in
+            var n = 0
+            func put(_ c: UInt8) {
+                guard n < maxName, n < out.count else { return }
+                let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2e
+                out[n] = ok ? c : 0x5f
+                n += 1
+            }
+            for c in obj.prefix(pfxLen) { put(c) }
+            for c in real.prefix(sfxLen) { put(c) }
+            return n
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// libbpf's `collect_map_relos`: `.rel.maps` entries fill the initial slots of map-in-map and
