@@ -53,13 +53,17 @@ struct ELFFile: Sendable {
     /// with `-g` they are most of an object's bytes, so their bytes are not copied; the section
     /// stays in the table with empty data.
     static func isDebugInfo(_ name: String) -> Bool {
-        // Most names are rejected on their bytes; a name whose bytes start so is then held to
-        // String.hasPrefix (which compares characters: a combining mark after the prefix fails it).
+        // Decided on the bytes: the prefixes are ASCII, so String.hasPrefix can only hold where
+        // the bytes start so. For an all-ASCII name the bytes are the answer; otherwise
+        // String.hasPrefix (which compares characters: a combining mark after the prefix fails
+        // it) confirms.
         var name = name
-        let bytesMatch = name.withUTF8 { n in
-            startsWith(n, ".debug_") || startsWith(n, ".rel.debug_") || startsWith(n, ".rela.debug_")
+        let (bytesMatch, ascii) = name.withUTF8 { n in
+            (startsWith(n, ".debug_") || startsWith(n, ".rel.debug_") || startsWith(n, ".rela.debug_"),
+             n.allSatisfy { $0 < 0x80 })
         }
         guard bytesMatch else { return false }
+        if ascii { return true }
         return name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
     }
 
