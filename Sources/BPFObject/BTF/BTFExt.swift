@@ -67,37 +67,50 @@ public struct BTFExt: Sendable, Equatable {
             return out
         }
 
-        // Records are decoded straight from the bytes, block by block (no per-record offset list).
+        /// A block's records, decoded straight from the bytes. `segment` has checked that the
+        /// block lies inside `bytes` and that the record size covers the fields `decode` reads
+        /// (16 bytes at most, at least `minRecord`); the check is repeated here so that every
+        /// load below is in bounds by a test in this function.
+        func records<T>(_ b: (name: String, first: Int, count: Int, size: Int), fields: Int,
+                        _ decode: (UnsafeRawBufferPointer, Int) -> T) throws(BTFError) -> [T] {
+            let (span, o1) = b.count.multipliedReportingOverflow(by: b.size)
+            let (end, o2) = b.first.addingReportingOverflow(span)
+            guard !o1, !o2, b.first >= 0, b.size >= fields, end <= bytes.count else {
+                throw .truncated(what: ".BTF.ext", offset: b.first, needed: span, available: bytes.count)
+            }
+            return bytes.withUnsafeBytes { raw in
+                var list: [T] = []
+                list.reserveCapacity(b.count)
+                var p = b.first
+                for _ in 0..<b.count {
+                    list.append(decode(raw, p))
+                    p += b.size
+                }
+                return list
+            }
+        }
+        @inline(__always) func word(_ raw: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
+            raw.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian
+        }
+
         for b in try segment(try u32(8), try u32(12), minRecord: 8, "func_info") {
-            var list: [FuncInfo] = []
-            list.reserveCapacity(b.count)
-            var p = b.first
-            for _ in 0..<b.count {
-                list.append(FuncInfo(instructionOffset: try u32(p), typeID: try u32(p + 4)))
-                p += b.size
+            let list = try records(b, fields: 8) { raw, p in
+                FuncInfo(instructionOffset: word(raw, p), typeID: word(raw, p + 4))
             }
             funcInfo[b.name, default: []].append(contentsOf: list)
         }
         for b in try segment(try u32(16), try u32(20), minRecord: 16, "line_info") {
-            var list: [LineInfo] = []
-            list.reserveCapacity(b.count)
-            var p = b.first
-            for _ in 0..<b.count {
-                list.append(LineInfo(instructionOffset: try u32(p), fileNameOffset: try u32(p + 4),
-                                     lineOffset: try u32(p + 8), lineColumn: try u32(p + 12)))
-                p += b.size
+            let list = try records(b, fields: 16) { raw, p in
+                LineInfo(instructionOffset: word(raw, p), fileNameOffset: word(raw, p + 4),
+                         lineOffset: word(raw, p + 8), lineColumn: word(raw, p + 12))
             }
             lineInfo[b.name, default: []].append(contentsOf: list)
         }
         if hdrLen >= 32 {
             for b in try segment(try u32(24), try u32(28), minRecord: 16, "core_relo") {
-                var list: [CoreRelocation] = []
-                list.reserveCapacity(b.count)
-                var p = b.first
-                for _ in 0..<b.count {
-                    list.append(CoreRelocation(instructionOffset: try u32(p), typeID: try u32(p + 4),
-                                               accessStringOffset: try u32(p + 8), kind: try u32(p + 12)))
-                    p += b.size
+                let list = try records(b, fields: 16) { raw, p in
+                    CoreRelocation(instructionOffset: word(raw, p), typeID: word(raw, p + 4),
+                                   accessStringOffset: word(raw, p + 8), kind: word(raw, p + 12))
                 }
                 coreRelocations[b.name, default: []].append(contentsOf: list)
             }
