@@ -97,7 +97,7 @@ public struct SectionDefinition: Sendable, Equatable {
         }
     }
 
-    private static func matches(_ n: UnsafeBufferPointer<UInt8>, pattern p: UnsafeBufferPointer<UInt8>, _ match: Match) -> Bool {
+    fileprivate static func matches(_ n: UnsafeBufferPointer<UInt8>, pattern p: UnsafeBufferPointer<UInt8>, _ match: Match) -> Bool {
         guard n.count >= p.count else { return false }
         for i in 0..<p.count where n[i] != p[i] { return false }
         switch match {
@@ -258,8 +258,20 @@ public enum SectionDefinitions {
     /// definition in table order that matches, or nil. A leading "?" (libbpf's
     /// "don't autoload" marker) must already be stripped by the caller.
     public static func match(_ sectionName: String) -> SectionDefinition? {
-        match(utf8: sectionName.utf8)
+        // The name's bytes once, compared against each row's pattern bytes made once per process:
+        // a short (inline) String offers no contiguous UTF-8 to `matches(utf8:)`, which then
+        // compared through the generic UTF8View for every row.
+        var name = sectionName
+        return name.withUTF8 { n in
+            for (row, bytes) in zip(all, patternBytes) {
+                if bytes.withUnsafeBufferPointer({ SectionDefinition.matches(n, pattern: $0, row.match) }) { return row }
+            }
+            return nil
+        }
     }
+
+    /// Each row's pattern as bytes, in table order.
+    private static let patternBytes: [[UInt8]] = all.map { Array($0.pattern.utf8) }
 
     /// `match(_:)` on the raw bytes of a section name, as read from an ELF string table.
     public static func match<Bytes: Collection>(utf8 sectionName: Bytes) -> SectionDefinition?

@@ -45,8 +45,18 @@ public struct BTF: Sendable, Equatable {
         return nil
     }
 
+    /// Whether the string at `offset` is `target` (as `string(in:at:equals:)`), compared in place
+    /// without making a slice of the table.
     public func stringEquals(_ offset: UInt32, _ target: [UInt8]) -> Bool {
-        Self.string(in: strings[...], at: offset, equals: target)
+        let o = Int(offset)
+        return strings.withUnsafeBufferPointer { table in
+            // o + target.count < table.count bounds every index read below.
+            guard o > 0, o + target.count < table.count else { return target.isEmpty && o == 0 }
+            return target.withUnsafeBufferPointer { t in
+                for k in 0..<t.count where table[o + k] != t[k] { return false }
+                return table[o + t.count] == 0
+            }
+        }
     }
 
     /// The NUL-terminated string at `offset` of a string section ("" for 0 or outside it).

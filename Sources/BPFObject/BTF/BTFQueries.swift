@@ -113,9 +113,9 @@ extension BTF {
         switch t.kind {
         case .void: return "void"
         case .int, .float, .typedef: return n
-        case .structure: return n.isEmpty ? "struct {...}" : "struct \(n)"
-        case .union: return n.isEmpty ? "union {...}" : "union \(n)"
-        case .enumeration, .enum64: return n.isEmpty ? "enum {...}" : "enum \(n)"
+        case .structure: return n.isEmpty ? "struct {...}" : "struct " + n
+        case .union: return n.isEmpty ? "union {...}" : "union " + n
+        case .enumeration, .enum64: return n.isEmpty ? "enum {...}" : "enum " + n
         case .forward(let u): return (u ? "union " : "struct ") + n
         case .pointer(let x):
             let inner = render(x, depth: depth + 1)
@@ -127,7 +127,9 @@ extension BTF {
         case .array(let e, _, let count):
             // `char[4][2]`: the outer dimension comes first.
             let inner = render(e, depth: depth + 1)
-            if let bracket = inner.firstIndex(of: "[") {
+            // A Character equal to "[" is that one scalar, so without the byte there is none to
+            // find (the search by Character is the slow part of rendering an array).
+            if inner.utf8.contains(UInt8(ascii: "[")), let bracket = inner.firstIndex(of: "[") {
                 return String(inner[..<bracket]) + "[\(count)]" + String(inner[bracket...])
             }
             return inner + "[\(count)]"

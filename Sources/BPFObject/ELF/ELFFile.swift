@@ -53,7 +53,26 @@ struct ELFFile: Sendable {
     /// with `-g` they are most of an object's bytes, so their bytes are not copied; the section
     /// stays in the table with empty data.
     static func isDebugInfo(_ name: String) -> Bool {
-        name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
+        // Decided on the bytes: the prefixes are ASCII, so String.hasPrefix can only hold where
+        // the bytes start so. For an all-ASCII name the bytes are the answer; otherwise
+        // String.hasPrefix (which compares characters: a combining mark after the prefix fails
+        // it) confirms.
+        var name = name
+        let (bytesMatch, ascii) = name.withUTF8 { n in
+            (startsWith(n, ".debug_") || startsWith(n, ".rel.debug_") || startsWith(n, ".rela.debug_"),
+             n.allSatisfy { $0 < 0x80 })
+        }
+        guard bytesMatch else { return false }
+        if ascii { return true }
+        return name.hasPrefix(".debug_") || name.hasPrefix(".rel.debug_") || name.hasPrefix(".rela.debug_")
+    }
+
+    private static func startsWith(_ n: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard n.count >= count else { return false }
+        let p = prefix.utf8Start
+        for i in 0..<count where n[i] != p[i] { return false }
+        return true
     }
 
     let sections: [ELFSection]

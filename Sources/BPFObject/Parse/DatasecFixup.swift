@@ -10,6 +10,7 @@ extension ObjectParser {
         defer { self.btf = btf }
         for i in btf.types.indices {
             guard case .dataSection(var size, var vars) = btf.types[i].kind else { continue }
+            datasecList.append(UInt32(i))
             let secName = btf.string(at: btf.types[i].nameOffset)
             if secName == ".kconfig" || secName == ".ksyms" {
                 vars.sort { $0.offset < $1.offset }

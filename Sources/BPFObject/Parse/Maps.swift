@@ -34,7 +34,7 @@ extension ObjectParser {
 
     private mutating func collectBTFMaps(_ shndx: Int) throws(ObjectError) {
         let btf = try requireBTF("SEC(\".maps\") needs BTF")
-        guard let secID = btf.find(named: ".maps", kind: .dataSection),
+        guard let secID = datasecID(named: ".maps", in: btf),
               case .dataSection(_, let vars)? = btf.type(secID)?.kind else {
             throw .mapDefinition(map: ".maps", reason: "no DATASEC '.maps' in BTF")
         }
@@ -94,6 +94,11 @@ extension ObjectParser {
         do { return try body() } catch { throw .btf(error) }
     }
 
+    /// The members `parseMapDefinition` knows, with their UTF-8 bytes.
+    private static let mapDefinitionFields: [(name: String, bytes: [UInt8])] =
+        ["type", "max_entries", "key_size", "key", "value_size", "value", "map_flags", "numa_node",
+         "values", "pinning", "map_extra"].map { ($0, Array($0.utf8)) }
+
     /// libbpf's `parse_btf_map_def`.
     private func parseMapDefinition(_ name: String, btf: BTF, structID: UInt32, isInner: Bool) throws(ObjectError) -> BTFMapDefinition {
         guard case .structure(_, let members, let bitfieldOffsets)? = btf.type(structID)?.kind else {
@@ -117,7 +122,14 @@ extension ObjectParser {
             return (UInt32(size), pointee)
         }
         for (i, m) in members.enumerated() {
-            let field = btf.string(at: m.nameOffset)
+            // The known names are compared in place in the string table; a `String` is decoded
+            // from the table only for a name that is none of them (for its error message).
+            var field = ""
+            for known in Self.mapDefinitionFields where btf.stringEquals(m.nameOffset, known.bytes) {
+                field = known.name
+                break
+            }
+            if field.isEmpty { field = btf.string(at: m.nameOffset) }
             guard !field.isEmpty else { throw fail("invalid field #\(i)") }
             switch field {
             case "type": d.type = try intField(m, field)
@@ -222,7 +234,7 @@ extension ObjectParser {
 
     private mutating func appendInternalMap(realName: String, kind: DataSectionKind, sectionIndex: Int, image: [UInt8],
                                             fileOffset: Int? = nil) {
-        let datasecID = btf?.find(named: realName, kind: .dataSection) ?? 0
+        let datasecID = btf.flatMap { self.datasecID(named: realName, in: $0) } ?? 0
         var flags: UInt32 = kind == .rodata || kind == .kconfig ? BPFMapFlags.rdonlyProg.rawValue : 0
         if datasecID != 0, isMmapable(datasecID) { flags |= BPFMapFlags.mmapable.rawValue }
         maps.append(MapSpec(
@@ -249,19 +261,24 @@ extension ObjectParser {
     /// section name has a second dot (`.data.foo`), characters outside `[A-Za-z0-9_.]` → `_`.
     static func internalMapName(object: String, realName: String) -> String {
         let maxName = 15
-        let real = Array(realName.utf8)
-        let obj = Array(object.utf8)
+        let real = realName.utf8
+        let obj = object.utf8
         let sfxLen = min(max(7, real.count), maxName)
         let customDot = real.dropFirst().contains(UInt8(ascii: "."))
         let pfxLen = customDot ? 0 : min(maxName - sfxLen, obj.count)
-        var bytes = Array(obj.prefix(pfxLen)) + Array(real.prefix(sfxLen))
-        bytes = Array(bytes.prefix(maxName))
-        for i in bytes.indices {
-            let c = bytes[i]
-            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2e
-            if !ok { bytes[i] = 0x5f }
+        // Written straight into the String's storage (at most 15 bytes, all ASCII once replaced).
+        return String(unsafeUninitializedCapacity: maxName) { out in
+            var n = 0
+            func put(_ c: UInt8) {
+                guard n < maxName, n < out.count else { return }
+                let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2e
+                out[n] = ok ? c : 0x5f
+                n += 1
+            }
+            for c in obj.prefix(pfxLen) { put(c) }
+            for c in real.prefix(sfxLen) { put(c) }
+            return n
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// libbpf's `collect_map_relos`: `.rel.maps` entries fill the initial slots of map-in-map and

@@ -46,6 +46,9 @@ struct ObjectParser {
     var btf: BTF?
     var btfError: BTFError?
     var btfExt: BTFExt?
+    /// Every DATASEC's id, in id order, noted by `fixupDatasecs` (which looks at every type);
+    /// nothing later changes which types are DATASECs or their names.
+    var datasecList: [UInt32] = []
     var warnings: [String] = []
     var textIndex: Int?
     var mapsIndex: Int?
@@ -168,6 +171,17 @@ struct ObjectParser {
                 warnings.append("ignoring corrupt .BTF.ext: \(error)")
             }
         }
+    }
+
+    /// `btf.find(named: name, kind: .dataSection)` over the DATASECs only (`datasecList`, filled by
+    /// `fixupDatasecs`): each data section, `.maps` and `.kconfig` is looked up two or three
+    /// times, and `find` reads the kind of every type each time.
+    func datasecID(named name: String, in btf: BTF) -> UInt32? {
+        let target = Array(name.utf8)
+        for id in datasecList where Int(id) < btf.types.count && btf.stringEquals(btf.types[Int(id)].nameOffset, target) {
+            return id
+        }
+        return nil
     }
 
     /// BTF is only required for `.maps`, externs and struct_ops, as in libbpf.

@@ -3,13 +3,15 @@ extension ObjectParser {
     /// section is a program; those in `.text` are subprograms. Sorted by (section, offset).
     mutating func collectPrograms() throws(ObjectError) {
         var found: [ProgramSpec] = []
+        // The FUNC symbols, once, in symbol order (each code section takes its own from them).
+        let functions = elf.symbols.filter { $0.isFunction }
         for s in elf.sections where roles[s.index] == .program || roles[s.index] == .text {
             let isText = roles[s.index] == .text
             let rawSection = s.name
             let autoload = !rawSection.hasPrefix("?")
             let secName = autoload ? rawSection : String(rawSection.dropFirst())
             let def = isText ? nil : SectionDefinitions.match(secName)
-            for sym in elf.symbols where sym.isFunction && Int(sym.sectionIndex) == s.index {
+            for sym in functions where Int(sym.sectionIndex) == s.index {
                 guard !sym.name.isEmpty else { throw .program(section: rawSection, reason: "function at offset \(sym.value) has no name") }
                 let (end, overflow) = sym.value.addingReportingOverflow(sym.size)
                 guard sym.size > 0, !overflow, end <= UInt64(s.data.count) else {

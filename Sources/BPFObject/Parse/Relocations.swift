@@ -30,7 +30,12 @@ extension ObjectParser {
     mutating func collectRelocations() throws(ObjectError) {
         let found = try programRelocations()
         for i in programs.indices {
-            programs[i].relocations.append(contentsOf: found[i])
+            // Taken over whole when the program has none yet (always, today): no second copy.
+            if programs[i].relocations.isEmpty {
+                programs[i].relocations = found[i]
+            } else {
+                programs[i].relocations.append(contentsOf: found[i])
+            }
             programs[i].relocations.sort { $0.instruction < $1.instruction }
         }
     }
@@ -41,11 +46,14 @@ extension ObjectParser {
         // Programs by section, for the lookup of the program holding an instruction.
         var bySection: [Int: [Int]] = [:]
         for (i, p) in programs.enumerated() { bySection[p.sectionIndex, default: []].append(i) }
+        // Each program's instructions within its section, read once rather than per relocation.
+        let spans = programs.map { (start: $0.sectionInstructionOffset, end: $0.sectionInstructionOffset + $0.instructions.count) }
         var found = [[Relocation]](repeating: [], count: programs.count)
         for (target, relIndex) in relocationSections {
             guard roles[target] == .program || roles[target] == .text else { continue }
             let sec = elf.sections[target]
             let secName = sec.name
+            let candidates = bySection[target] ?? []
             for e in try relocationEntries(relIndex) {
                 guard e.symbol > 0, e.symbol < elf.symbols.count else {
                     throw .malformedELF(reason: "relocation in '\(secName)' at \(e.offset) names symbol \(e.symbol) of \(elf.symbols.count)")
@@ -54,14 +62,11 @@ extension ObjectParser {
                     throw .malformedELF(reason: "relocation in '\(secName)' at offset \(e.offset): misaligned or outside the section")
                 }
                 let insnIndex = Int(e.offset / 8)
-                guard let pi = bySection[target]?.first(where: { i in
-                    insnIndex >= programs[i].sectionInstructionOffset
-                        && insnIndex < programs[i].sectionInstructionOffset + programs[i].instructions.count
-                }) else {
+                guard let pi = candidates.first(where: { i in insnIndex >= spans[i].start && insnIndex < spans[i].end }) else {
                     // Not inside any function (e.g. an overridden weak function): libbpf skips it.
                     continue
                 }
-                let local = insnIndex - programs[pi].sectionInstructionOffset
+                let local = insnIndex - spans[pi].start
                 found[pi].append(try classify(e, program: pi, at: local, sectionName: secName))
             }
         }

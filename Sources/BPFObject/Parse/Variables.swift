@@ -6,7 +6,7 @@ extension ObjectParser {
         guard let btf else { return [] }
         var out: [VariableSpec] = []
         for ds in dataSections {
-            guard let secID = btf.find(named: ds.name, kind: .dataSection),
+            guard let secID = datasecID(named: ds.name, in: btf),
                   case .dataSection(_, let vars)? = btf.type(secID)?.kind else { continue }
             var previous: (name: String, end: UInt64)?
             for v in vars {
@@ -22,9 +22,10 @@ extension ObjectParser {
                 if v.size > 0, let previous, UInt64(v.offset) < previous.end {
                     throw .datasecFixup(datasec: ds.name, reason: "variable '\(btf.string(at: t.nameOffset))' at \(v.offset) overlaps '\(previous.name)', which ends at \(previous.end)")
                 }
-                if v.size > 0 { previous = (btf.string(at: t.nameOffset), UInt64(v.offset) + UInt64(v.size)) }
+                let name = btf.string(at: t.nameOffset)
+                if v.size > 0 { previous = (name, UInt64(v.offset) + UInt64(v.size)) }
                 out.append(VariableSpec(
-                    name: btf.string(at: t.nameOffset), section: ds.name, offset: v.offset, size: v.size,
+                    name: name, section: ds.name, offset: v.offset, size: v.size,
                     btfTypeID: typeID, typeName: btf.typeName(typeID),
                     isStatic: linkage == BTFVarLinkage.staticLinkage.rawValue, sectionKind: ds.kind))
             }
