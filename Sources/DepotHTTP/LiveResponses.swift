@@ -160,10 +160,11 @@ final class BatchResponses: Sendable {
         if let kept = entries.withLock({ $0.map[key] }), kept.object === object, kept.hash == hash { return kept.response }
         // Read and rendered from its own copy of the bytes (which may have changed since).
         let live = try depot.readLive(loadID: load, names: names)
-        let current = DepotRoutes.contentTag(live)
+        let liveHash = live.contentHash
+        let current = DepotRoutes.contentTag(liveHash)
         var response = DepotRoutes.variablesBody(live)
         response.headers.set("ETag", current.headerValue)
-        let entry = Entry(object: live.object, hash: live.contentHash, response: response)
+        let entry = Entry(object: live.object, hash: liveHash, response: response)
         entries.withLock { kept in
             let size = response.body.count
             if kept.bytes + size > Self.budget {
